@@ -1,0 +1,144 @@
+"""Batched environment with auto-reset and episode statistics, and a running observation normalizer.
+
+`VecEnv(env, num_envs)` vmaps any environment whose `reset(key)` / `step(state, action)` return an
+`env.State`. When an episode ends it calls the real `reset` with a fresh key (fresh randomization,
+never a cached first state) and keeps the finished episode's last observations for bootstrapping.
+The normalizer is a pure pytree (`RunningStats`) that a train state carries and a checkpoint saves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from env import State
+
+
+@struct.dataclass
+class EpisodeStats:
+    """Per-env sums over the current episode; `done_*` hold the values of episodes that just ended."""
+
+    episode_return: jax.Array  # (num_envs,)
+    episode_length: jax.Array  # (num_envs,) int32
+    term_sums: dict[str, jax.Array]  # reward term -> (num_envs,)
+    done_return: jax.Array  # (num_envs,) return of the episode that ended this step, else 0
+    done_length: jax.Array  # (num_envs,)
+    done_term_sums: dict[str, jax.Array]
+
+
+@struct.dataclass
+class VecState:
+    """The batched env state after auto-reset, plus what the learner needs of the finished step."""
+
+    env: State  # batched; where an episode ended this is already the new episode's first state
+    final_obs: jax.Array  # (num_envs, obs) observation at the end of this step, before any reset
+    final_critic_obs: jax.Array  # (num_envs, critic_obs) the same for the critic (bootstrapping)
+    stats: EpisodeStats
+    key: jax.Array  # for reset keys
+
+
+class VecEnv:
+    """vmap over `num_envs` copies of `env` with auto-reset and episode statistics."""
+
+    def __init__(self, env: Any, num_envs: int):
+        self.env = env
+        self.num_envs = num_envs
+        self.obs_size = env.obs_size
+        self.critic_obs_size = env.critic_obs_size
+        self.action_size = env.action_size
+
+    def reset(self, key: jax.Array) -> VecState:
+        key, reset_key = jax.random.split(key)
+        state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
+        zeros = jnp.zeros(self.num_envs)
+        zero_int = jnp.zeros(self.num_envs, jnp.int32)
+        terms = {k: zeros for k in state.rewards}
+        stats = EpisodeStats(zeros, zero_int, terms, zeros, zero_int, terms)
+        return VecState(state, state.obs, state.critic_obs, stats, key)
+
+    def step(self, vstate: VecState, action: jax.Array) -> VecState:
+        state = jax.vmap(self.env.step)(vstate.env, action)
+        done = state.terminated | state.truncated
+
+        # -- episode statistics -------------------------------------------------------------
+        s = vstate.stats
+        ret = s.episode_return + state.reward
+        length = s.episode_length + 1
+        sums = {k: s.term_sums[k] + state.rewards[k] for k in s.term_sums}
+        stats = EpisodeStats(
+            episode_return=jnp.where(done, 0.0, ret),
+            episode_length=jnp.where(done, 0, length),
+            term_sums={k: jnp.where(done, 0.0, v) for k, v in sums.items()},
+            done_return=jnp.where(done, ret, 0.0),
+            done_length=jnp.where(done, length, 0),
+            done_term_sums={k: jnp.where(done, v, 0.0) for k, v in sums.items()},
+        )
+
+        # -- auto-reset with fresh keys; this step's outcome stays visible ------------------
+        key, reset_key = jax.random.split(vstate.key)
+        fresh = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
+        merged = _where_done(done, fresh, state)
+        merged = merged.replace(
+            reward=state.reward,
+            terminated=state.terminated,
+            truncated=state.truncated,
+            rewards=state.rewards,
+            metrics=state.metrics,
+        )
+        return VecState(merged, state.obs, state.critic_obs, stats, key)
+
+
+def _where_done(done: jax.Array, fresh: Any, current: Any) -> Any:
+    """Per env, pick `fresh` where done else `current`, for every leaf of a batched pytree."""
+
+    def pick(a, b):
+        return jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, fresh, current)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running observation normalization (parallel Welford / Chan et al.)
+# ---------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class RunningStats:
+    """Count, mean and sum of squared deviations of everything seen so far."""
+
+    count: jax.Array  # ()
+    mean: jax.Array  # (size,)
+    m2: jax.Array  # (size,)
+
+    @property
+    def std(self) -> jax.Array:
+        return jnp.sqrt(self.m2 / jnp.maximum(self.count, 1.0))
+
+
+def normalizer_init(size: int) -> RunningStats:
+    """Statistics of nothing: normalize() is then the identity (mean 0, std floor 1)."""
+    return RunningStats(jnp.zeros(()), jnp.zeros(size), jnp.zeros(size))
+
+
+def normalizer_update(stats: RunningStats, batch: jax.Array) -> RunningStats:
+    """Merge a batch (..., size) into the statistics; exact for any batch split (Chan's formula)."""
+    x = batch.reshape(-1, batch.shape[-1]).astype(jnp.float32)
+    n = jnp.asarray(x.shape[0], jnp.float32)
+    mean = x.mean(axis=0)
+    m2 = jnp.sum((x - mean) ** 2, axis=0)
+    total = stats.count + n
+    delta = mean - stats.mean
+    return RunningStats(
+        count=total,
+        mean=stats.mean + delta * n / total,
+        m2=stats.m2 + m2 + delta**2 * stats.count * n / total,
+    )
+
+
+def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0) -> jax.Array:
+    """(x - mean) / std, clipped; dimensions with no spread yet are only shifted."""
+    std = jnp.where(stats.count > 1, stats.std, 1.0)
+    return jnp.clip((x - stats.mean) / jnp.maximum(std, 1e-6), -clip, clip)
