@@ -46,7 +46,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RewardScales:
-    """Scale of each reward term, per second of simulated time (terms are integrated over ctrl_dt)."""
+    """Scale of each reward term per simulated second (terms are integrated over ctrl_dt)."""
 
     tracking_lin_vel: float = 2.0  # exp(-|cmd_xy - v_xy|^2 / sigma), base frame
     tracking_ang_vel: float = 0.5  # exp(-(cmd_yaw - w_z)^2 / sigma)
@@ -142,7 +142,7 @@ class EnvConfig:
 
 
 def override(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
-    """Return `config` with dotted-key overrides applied, e.g. {"noise.gyro": 0.1}; names bad keys."""
+    """`config` with dotted-key overrides applied, e.g. {"noise.gyro": 0.1}; names bad keys."""
     fields = {f.name: f for f in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
     changes: dict[str, Any] = {}
@@ -320,7 +320,7 @@ def _uniform(key: jax.Array, bounds: tuple[float, float], shape: tuple[int, ...]
 
 
 class WildRobotEnv:
-    """Joystick walking. Holds only constants (model, ids, layouts); all that changes is in State."""
+    """Joystick walking. Holds only constants (model, ids, layouts); all that changes is State."""
 
     def __init__(self, config: EnvConfig = EnvConfig()):
         self.config = config
@@ -499,8 +499,13 @@ class WildRobotEnv:
             lambda d, _: (mjx.step(model, d), None), data, None, self.n_substeps
         )[0]
         finite = jnp.isfinite(new_data.qpos).all() & jnp.isfinite(new_data.qvel).all()
-        # A non-finite physics state never reaches observations or rewards: keep the last good one.
-        new_data = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_data, state.data)
+        # A non-finite physics state never reaches observations or rewards: keep the last good one
+        # (sanitized, in case the bad values came in with it); the wrapper then resets this robot.
+        new_data = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, jnp.nan_to_num(old, posinf=0.0, neginf=0.0)),
+            new_data,
+            state.data,
+        )
 
         # -- task bookkeeping -----------------------------------------------------------------
         step = info.step + 1
@@ -734,7 +739,7 @@ class _Ids:
 
 
 def resolve_path(path: str) -> str:
-    """Absolute paths and paths that exist from the working directory stay; others are repo files."""
+    """Absolute paths and paths existing from the working directory stay; others are in the repo."""
     return path if os.path.isabs(path) or os.path.exists(path) else os.path.join(ROOT, path)
 
 
@@ -851,9 +856,8 @@ def main() -> None:
     state, fell = jax.block_until_ready(rollout(state, jax.random.key(1)))
     seconds = time.perf_counter() - t0
     sps = args.num_envs * args.steps / seconds
-    print(
-        f"{sps:,.0f} control steps/s at {args.num_envs} envs; fell per step {float(fell.mean()):.4f}"
-    )
+    falls = float(fell.mean())
+    print(f"{sps:,.0f} control steps/s at {args.num_envs} envs; falls per step {falls:.4f}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from env import State
 
 @struct.dataclass
 class EpisodeStats:
-    """Per-env sums over the current episode; `done_*` hold the values of episodes that just ended."""
+    """Per-env sums over the current episode; `done_*` hold those of episodes that just ended."""
 
     episode_return: jax.Array  # (num_envs,)
     episode_length: jax.Array  # (num_envs,) int32
