@@ -77,7 +77,7 @@ class Randomization:
     joint_offset: tuple[float, float] = (-0.03, 0.03)  # rad, servo zero error
     action_delay: tuple[int, int] = (0, 1)  # control steps, at most EnvConfig.max_action_delay
     push_interval: tuple[float, float] = (5.0, 10.0)  # seconds between pushes
-    push_velocity: tuple[float, float] = (0.0, 0.3)  # m/s added to the base, random direction
+    push_velocity: tuple[float, float] = (0.0, 0.3)  # m/s kick per episode, random direction
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,13 +248,14 @@ class DomainParams:
     armature_scale: jax.Array  # ()
     joint_offset: jax.Array  # (nu,)
     action_delay: jax.Array  # () int32
+    push_speed: jax.Array  # () m/s of this episode's pushes
 
     def vector(self) -> jax.Array:
         scalars = jnp.stack(
             [
                 self.friction, self.torso_mass_offset, self.kp_scale, self.kv_scale,
                 self.damping_scale, self.frictionloss_scale, self.armature_scale,
-                self.action_delay.astype(jnp.float32),
+                self.action_delay.astype(jnp.float32), self.push_speed,
             ]
         )  # fmt: skip
         return jnp.concatenate([scalars, self.joint_offset, self.mass_scale[1:]])
@@ -343,7 +344,7 @@ class WildRobotEnv:
         mid, half = (self.joint_lo + self.joint_hi) / 2, (self.joint_hi - self.joint_lo) / 2
         self.soft_lo = mid - config.soft_joint_limit * half
         self.soft_hi = mid + config.soft_joint_limit * half
-        self.sole_radius = jnp.asarray(mj_model.geom_size[ids.soles, 0], jnp.float32)
+        self.sole_radius = jnp.asarray(_sole_thickness(mj_model, ids.soles, config), jnp.float32)
 
         n, nfeet, nsole = self.nu, self.nfeet, len(config.sole_geoms)
         self.actor_layout = Layout(
@@ -357,7 +358,7 @@ class WildRobotEnv:
                 ("phase", 2),  # cos, sin of the gait clock
             )
         )
-        nparams = 8 + n + mj_model.nbody - 1
+        nparams = 9 + n + mj_model.nbody - 1
         self.critic_layout = Layout(
             self.actor_layout.pieces
             + (
@@ -394,7 +395,7 @@ class WildRobotEnv:
     def sample_params(self, key: jax.Array) -> DomainParams:
         """Draw one episode's physical parameters from the configured ranges."""
         r = self.config.randomization
-        k = jax.random.split(key, 10)
+        k = jax.random.split(key, 11)
         return DomainParams(
             friction=_uniform(k[0], r.floor_friction),
             mass_scale=_uniform(k[1], r.link_mass_scale, (self.mj_model.nbody,)),
@@ -406,6 +407,7 @@ class WildRobotEnv:
             armature_scale=_uniform(k[7], r.armature_scale),
             joint_offset=_uniform(k[8], r.joint_offset, (self.nu,)),
             action_delay=jax.random.randint(k[9], (), r.action_delay[0], r.action_delay[1] + 1),
+            push_speed=_uniform(k[10], r.push_velocity),
         )
 
     def randomized_model(self, p: DomainParams) -> mjx.Model:
@@ -489,7 +491,8 @@ class WildRobotEnv:
 
         # -- push: a random horizontal velocity kick at random intervals --------------------
         push = info.push_countdown <= 0
-        kick = self._push_velocity(k_push) * push
+        angle = jax.random.uniform(k_push, (), jnp.float32, 0.0, 2 * jnp.pi)
+        kick = info.params.push_speed * jnp.stack([jnp.cos(angle), jnp.sin(angle)]) * push
         qvel = state.data.qvel.at[:2].add(kick)
         data = state.data.replace(qvel=qvel, ctrl=self._ctrl(applied, info.params))
 
@@ -561,12 +564,6 @@ class WildRobotEnv:
     def _push_countdown(self, key: jax.Array) -> jax.Array:
         seconds = _uniform(key, self.config.randomization.push_interval)
         return jnp.round(seconds / self.config.ctrl_dt).astype(jnp.int32)
-
-    def _push_velocity(self, key: jax.Array) -> jax.Array:
-        k_mag, k_dir = jax.random.split(key)
-        speed = _uniform(k_mag, self.config.randomization.push_velocity)
-        angle = jax.random.uniform(k_dir, (), jnp.float32, 0.0, 2 * jnp.pi)
-        return speed * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
 
     def _ctrl(self, action: jax.Array, params: DomainParams) -> jax.Array:
         """Servo position targets: home + scale * action, clipped to the range, plus zero error."""
@@ -695,6 +692,7 @@ class WildRobotEnv:
         (yaw removed), base height, and foot positions relative to the base in the heading frame.
         """
         ids = self._ids
+        qpos, qvel = jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32)
         data = mjx.kinematics(self.model, self._data0.replace(qpos=qpos, qvel=qvel))
         base_rot = data.xmat[ids.root]
         heading = _yaw_rotation(jnp.arctan2(base_rot[1, 0], base_rot[0, 0]))
@@ -811,6 +809,20 @@ def _resolve_names(m: mujoco.MjModel, config: EnvConfig) -> _Ids:
         soles=np.array(soles),
         friction_geoms=colliding,
     )
+
+
+def _sole_thickness(m: mujoco.MjModel, soles: np.ndarray, config: EnvConfig) -> np.ndarray:
+    """Height of each sole geom's lowest point below its centre when the foot is flat."""
+    g = mujoco.mjtGeom
+    kinds = {int(g.mjGEOM_SPHERE): 0, int(g.mjGEOM_CAPSULE): 0, int(g.mjGEOM_BOX): 2}
+    out = []
+    for g in soles:
+        if int(m.geom_type[g]) not in kinds:
+            name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g)
+            raise ConfigError(f"sole geom '{name}' in '{config.model_path}' must be a sphere, "
+                              "capsule or box")  # fmt: skip
+        out.append(m.geom_size[g, kinds[int(m.geom_type[g])]])
+    return np.array(out)
 
 
 def _count(m: mujoco.MjModel, kind: str) -> int:

@@ -1,0 +1,276 @@
+"""Tests of env.py and wrappers.py on CPU. Compiled functions are shared per module (MJX compiles
+are slow), so most tests reuse one small batch of robots and one rollout."""
+
+import dataclasses
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from env import ConfigError, EnvConfig, WildRobotEnv, override
+from wrappers import VecEnv, _where_done
+
+NUM_ENVS = 4
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Default randomization, but no pushes: the standing test is about holding the home pose.
+NO_PUSH = override(EnvConfig(), {"randomization.push_velocity": (0.0, 0.0)})
+
+
+@pytest.fixture(scope="module")
+def robot():
+    """One env, its jitted batched step, and a 10 s rollout with zero action (the shared run)."""
+    env = WildRobotEnv(NO_PUSH)
+    venv = VecEnv(env, NUM_ENVS)
+
+    def rollout(vstate, length):
+        def body(vstate, _):
+            vstate = venv.step(vstate, jnp.zeros((NUM_ENVS, env.action_size)))
+            return vstate, vstate
+
+        return jax.lax.scan(body, vstate, None, length)
+
+    reset = jax.jit(venv.reset)
+    rollout = jax.jit(rollout, static_argnums=1)
+    start = reset(jax.random.key(0))
+    final, traj = rollout(start, env.config.episode_length)
+    return env, venv, reset, rollout, start, final, traj
+
+
+def _same_types(a, b):
+    """Leaves agree in shape, dtype and weak type (else a jitted call silently recompiles)."""
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert jax.typeof(x) == jax.typeof(y), (jax.typeof(x), jax.typeof(y))
+
+
+def test_shapes_dtypes_and_reset_matches_step_types(robot):
+    env, _, _, _, start, final, _ = robot
+    s = start.env
+    chex.assert_shape(s.obs, (NUM_ENVS, env.obs_size))
+    chex.assert_shape(s.critic_obs, (NUM_ENVS, env.critic_obs_size))
+    chex.assert_shape([s.reward, s.terminated, s.truncated], (NUM_ENVS,))
+    chex.assert_type([s.obs, s.critic_obs, s.reward], jnp.float32)
+    chex.assert_type([s.terminated, s.truncated], bool)
+    assert env.obs_size == 3 + 3 + 3 * 9 + 3 + 2
+    assert set(s.rewards) == {f.name for f in dataclasses.fields(env.config.reward_scales)}
+    chex.assert_trees_all_equal_structs(start, final)
+    _same_types(start, final)
+
+
+def test_layout_slices_by_name(robot):
+    env, _, _, _, start, _, _ = robot
+    obs = start.env.critic_obs[0]
+    joint_pos = obs[env.critic_layout.slice("joint_pos")]
+    np.testing.assert_allclose(joint_pos, -start.env.info.params.joint_offset[0], atol=1e-6)
+    gravity = obs[env.critic_layout.slice("gravity")]
+    np.testing.assert_allclose(gravity, [0, 0, -1], atol=1e-3)
+    with pytest.raises(KeyError, match="no observation piece 'nope'"):
+        env.actor_layout.slice("nope")
+
+
+def test_stands_in_home_for_10_seconds(robot):
+    env, _, _, _, _, _, traj = robot
+    s = traj.env
+    assert not bool(s.terminated.any()), "robot fell while holding the home pose"
+    height = s.metrics["base_height"]
+    assert float(height.min()) > env.config.base_height_target - 0.03
+    # Truncated exactly at the episode length, then auto-reset to a fresh episode.
+    assert bool(s.truncated[-1].all()) and not bool(s.truncated[:-1].any())
+    np.testing.assert_array_equal(traj.stats.done_length[-1], env.config.episode_length)
+    np.testing.assert_array_equal(s.info.step[-1], 0)
+
+
+def test_auto_reset_draws_fresh_randomization_and_keeps_final_obs(robot):
+    _, _, _, _, start, final, traj = robot
+    before = start.env.info.params.friction
+    after = final.env.info.params.friction
+    assert not np.allclose(before, after), "reset reused the first episode's randomization"
+    # final_obs is the finished episode's last observation, not the new episode's first.
+    assert not np.allclose(traj.final_critic_obs[-1], final.env.critic_obs)
+    np.testing.assert_allclose(traj.final_critic_obs[-2], traj.env.critic_obs[-2])
+
+
+def test_same_key_same_trajectory(robot):
+    _, _, reset, rollout, _, _, _ = robot
+    a = rollout(reset(jax.random.key(3)), 500)[1]
+    b = rollout(reset(jax.random.key(3)), 500)[1]
+    c = rollout(reset(jax.random.key(4)), 500)[1]
+    chex.assert_trees_all_equal(a.env.data.qpos, b.env.data.qpos)
+    chex.assert_trees_all_equal(a.env.obs, b.env.obs)
+    assert not np.allclose(a.env.data.qpos, c.env.data.qpos)
+
+
+def test_nan_in_physics_terminates_and_resets_cleanly(robot):
+    _, _, _, rollout, start, _, _ = robot
+    bad = start.env.data.qvel.at[1].set(jnp.nan)
+    vstate = start.replace(env=start.env.replace(data=start.env.data.replace(qvel=bad)))
+    after = jax.tree.map(lambda x: x[0], rollout(vstate, 500)[1])  # the first step
+    np.testing.assert_array_equal(after.env.terminated, [False, True, False, False])
+    np.testing.assert_array_equal(after.env.metrics["nan"], [0, 1, 0, 0])
+    for x in (after.final_obs, after.final_critic_obs, after.env.obs, after.env.reward):
+        assert bool(jnp.isfinite(x).all())
+    assert all(bool(jnp.isfinite(v).all()) for v in after.env.rewards.values())
+    assert bool(jnp.isfinite(after.env.data.qvel).all()), "the robot was not reset"
+    np.testing.assert_array_equal(after.env.info.step, [1, 0, 1, 1])
+
+
+def test_push_moves_base_and_fall_is_detected(robot):
+    env, _, _, rollout, start, _, _ = robot
+    info = start.env.info
+    info = info.replace(
+        params=info.params.replace(push_speed=jnp.full(NUM_ENVS, 1.5, jnp.float32)),
+        push_countdown=jnp.full(NUM_ENVS, 5, jnp.int32),
+    )
+    traj = rollout(start.replace(env=start.env.replace(info=info)), 500)[1]
+    first_push = traj.env.metrics["push"][:, 0].argmax()
+    assert int(first_push) == 5 and float(traj.env.metrics["push"].sum()) >= NUM_ENVS
+    speed = jnp.linalg.norm(
+        traj.final_critic_obs[..., env.critic_layout.slice("base_lin_vel")], axis=-1
+    )
+    assert float(speed[5:10].max()) > 1.0, "the push did not move the base"
+    assert bool(traj.env.terminated.any(axis=0).all()), "the pushed robot never counted as fallen"
+
+
+def test_randomization_stays_in_range_and_zero_range_is_nominal(robot):
+    env = robot[0]
+    r = env.config.randomization
+    p = jax.jit(jax.vmap(env.sample_params))(jax.random.split(jax.random.key(1), 2000))
+    for name, lo, hi in [
+        ("friction", *r.floor_friction),
+        ("mass_scale", *r.link_mass_scale),
+        ("torso_mass_offset", *r.torso_mass_offset),
+        ("kp_scale", *r.kp_scale),
+        ("kv_scale", *r.kv_scale),
+        ("damping_scale", *r.damping_scale),
+        ("frictionloss_scale", *r.frictionloss_scale),
+        ("armature_scale", *r.armature_scale),
+        ("joint_offset", *r.joint_offset),
+        ("action_delay", *r.action_delay),
+    ]:
+        v = np.asarray(getattr(p, name))
+        assert v.min() >= lo and v.max() <= hi, name
+        assert v.max() - v.min() > 0.5 * (hi - lo), f"{name} does not cover its range"
+    # The model really changes, by the sampled amounts.
+    m = env.randomized_model(jax.tree.map(lambda x: x[0], p))
+    np.testing.assert_allclose(m.actuator_gainprm[:, 0], 21.1 * p.kp_scale[0], rtol=1e-5)
+    np.testing.assert_allclose(m.geom_friction[-1, 0], p.friction[0], rtol=1e-6)
+    # Zero-width ranges give the nominal model exactly.
+    fixed = {f.name: (0, 0) if f.name == "action_delay" else None for f in dataclasses.fields(r)}
+    nominal = {k: v or (1.0, 1.0) for k, v in fixed.items()}
+    for k in ("torso_mass_offset", "joint_offset", "push_velocity"):
+        nominal[k] = (0.0, 0.0)
+    env0 = WildRobotEnv(override(EnvConfig(), {"randomization": nominal}))
+    p0 = env0.sample_params(jax.random.key(2))
+    m0 = env0.randomized_model(p0)
+    np.testing.assert_allclose(m0.body_mass, env0.model.body_mass)
+    np.testing.assert_allclose(m0.dof_damping, env0.model.dof_damping)
+    assert float(p0.friction) == 1.0 and int(p0.action_delay) == 0
+
+
+def test_amp_features_same_online_and_offline(robot):
+    env, _, _, _, _, _, traj = robot
+    qpos, qvel = traj.env.data.qpos[100], traj.env.data.qvel[100]
+    online = jax.jit(jax.vmap(env.amp_features))(qpos, qvel)
+    chex.assert_shape(online, (NUM_ENVS, env.amp_feature_size))
+    offline = env.amp_features(np.asarray(qpos[2]), np.asarray(qvel[2]))  # eager, from NumPy
+    np.testing.assert_allclose(online[2], offline, atol=1e-5)
+    # Heading frame: the features do not change when the whole robot is turned about z.
+    yaw = np.pi / 3
+    turned = np.asarray(qpos[2]).copy()
+    w, x, y, z = turned[3:7]
+    qz = np.array([np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)])
+    turned[3:7] = [
+        qz[0] * w - qz[3] * z,
+        qz[0] * x - qz[3] * y,
+        qz[0] * y + qz[3] * x,
+        qz[0] * z + qz[3] * w,
+    ]
+    c, s = np.cos(yaw), np.sin(yaw)
+    vel = np.asarray(qvel[2]).copy()
+    vel[:2] = [c * vel[0] - s * vel[1], s * vel[0] + c * vel[1]]
+    np.testing.assert_allclose(env.amp_features(turned, vel), offline, atol=1e-4)
+
+
+def test_second_robot_model_loads_and_steps():
+    cfg = EnvConfig(
+        model_path=os.path.join(HERE, "assets", "mini_biped.xml"),
+        actuators=("l_hip_servo", "l_knee_servo", "l_ankle_servo")
+        + ("r_hip_servo", "r_knee_servo", "r_ankle_servo"),
+        joints=("l_hip", "l_knee", "l_ankle", "r_hip", "r_knee", "r_ankle"),
+        root_body="pelvis",
+        torso_body="pelvis",
+        imu_site="chest_imu",
+        feet_sites=("l_sole_site", "r_sole_site"),
+        sole_geoms=("l_toe", "l_heel", "r_toe", "r_heel"),
+        home_keyframe="stand",
+        base_height_target=0.26,
+        min_base_height=0.15,
+        max_base_height=0.4,
+        sim_dt=0.005,
+    )
+    env = WildRobotEnv(cfg)
+    assert env.action_size == 6 and env.n_substeps == 4
+
+    @jax.jit
+    def run(key):
+        step = lambda s, _: (env.step(s, jnp.zeros(6)), None)  # noqa: E731
+        return jax.lax.scan(step, env.reset(key), None, 25)[0]
+
+    state = run(jax.random.key(0))
+    assert not bool(state.terminated)
+    assert abs(float(state.data.qpos[2]) - 0.26) < 0.02
+    chex.assert_shape(state.obs, (env.obs_size,))
+    assert bool(jnp.isfinite(state.critic_obs).all())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"rewrad_scales.pose": 1.0}, "unknown config key 'rewrad_scales.pose'.*reward_scales"),
+        ({"reward_scales.poze": 1.0}, "unknown config key 'reward_scales.poze'.*pose"),
+        ({"ctrl_dt": "fast"}, "'ctrl_dt' wants float"),
+        ({"episode_length": 2.5}, "'episode_length' wants int"),
+        ({"lin_vel_x": (0.0, 0.1, 0.2)}, "'lin_vel_x' wants 2 values"),
+        ({"noise": 3}, "'noise' is a section"),
+    ],
+)
+def test_bad_config_keys_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        override(EnvConfig(), overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"actuators": ("right_hip_pitch", "rigth_knee")}, "actuator 'rigth_knee' is not in"),
+        ({"joints": ("right_hip_pitch", "knee")}, "2 joints configured for 9 actuators"),
+        ({"feet_sites": ("left_foot", "toe")}, "site 'toe' is not in model"),
+        ({"imu_site": "chest"}, "site 'chest' is not in model"),
+        ({"sole_geoms": ("left_sole_front", "floor_x")}, "geom 'floor_x'"),
+        ({"root_body": "torso"}, "root body 'torso' must carry"),
+        ({"home_keyframe": "crouch"}, "keyframe 'crouch'"),
+        ({"model_path": "assets/nope.xml"}, "model file not found: 'assets/nope.xml'"),
+        ({"solver": "pgs"}, "solver 'pgs'"),
+        ({"randomization.action_delay": (0, 3)}, "action_delay"),
+        ({"randomization.kp_scale": (1.2, 0.8)}, "randomization.kp_scale has lo 1.2 > hi 0.8"),
+        ({"ctrl_dt": 0.021}, "not a multiple of sim_dt"),
+    ],
+)
+def test_bad_model_names_fail_before_compiling(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        WildRobotEnv(override(EnvConfig(), overrides))
+
+
+def test_malformed_model_file_is_named(tmp_path):
+    bad = tmp_path / "broken.xml"
+    bad.write_text("<mujoco><worldbody><body></mujoco>")
+    with pytest.raises(ConfigError, match="malformed model file '.*broken.xml'"):
+        WildRobotEnv(EnvConfig(model_path=str(bad)))
+
+
+def test_where_done_picks_per_env():
+    done = jnp.array([True, False])
+    out = _where_done(done, {"a": jnp.ones((2, 3))}, {"a": jnp.zeros((2, 3))})
+    np.testing.assert_array_equal(out["a"], [[1, 1, 1], [0, 0, 0]])
