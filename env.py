@@ -334,6 +334,14 @@ class WildRobotEnv:
         self._check_ranges()
         self.model = mjx.put_model(mj_model)
         self._data0 = mjx.make_data(self.model)
+        # The home pose's kinematics do not depend on the randomized parameters, so reset can start
+        # from one precomputed MuJoCo forward pass instead of an MJX one per reset.
+        home = mujoco.MjData(mj_model)
+        mujoco.mj_resetDataKeyframe(mj_model, home, mj_model.key(config.home_keyframe).id)
+        mujoco.mj_forward(mj_model, home)
+        self._home_data = jax.tree.map(
+            lambda x, y: jnp.asarray(x, y.dtype), mjx.put_data(mj_model, home), self._data0
+        )
 
         key = mj_model.key(config.home_keyframe)
         self.home_qpos = jnp.asarray(key.qpos, jnp.float32)
@@ -440,12 +448,7 @@ class WildRobotEnv:
         c = self.config
         rng, k_params, k_cmd, k_push, k_phase, k_obs = jax.random.split(key, 6)
         params = self.sample_params(k_params)
-        data = self._data0.replace(
-            qpos=self.home_qpos,
-            qvel=jnp.zeros_like(self._data0.qvel),
-            ctrl=self._ctrl(jnp.zeros(self.nu), params),
-        )
-        data = mjx.forward(self.randomized_model(params), data)
+        data = self._home_data.replace(ctrl=self._ctrl(jnp.zeros(self.nu), params))
         zeros = jnp.zeros(self.nu)
         info = EnvInfo(
             rng=rng,
