@@ -65,8 +65,8 @@ class PPOConfig:
     total_steps: int = 20_000_000  # env steps per seed, rounded up to whole chunks
     num_envs: int = 1024
     unroll_length: int = 32  # control steps per env per update
-    num_epochs: int = 4
-    num_minibatches: int = 4
+    num_epochs: int = 2
+    num_minibatches: int = 8
     learning_rate: float = 3e-4
     anneal_lr: bool = False  # linearly to 0 over training
     gamma: float = 0.99
@@ -302,8 +302,7 @@ class Transition:
     critic_obs: jax.Array  # raw critic observation of the same state
     action: jax.Array  # unclipped Gaussian sample
     log_prob: jax.Array
-    value: jax.Array  # V(critic_obs)
-    next_value: jax.Array  # V(final critic obs of this step, before any auto-reset)
+    final_critic_obs: jax.Array  # raw critic observation this step reached, before any reset
     reward: jax.Array
     terminated: jax.Array
     truncated: jax.Array
@@ -370,29 +369,23 @@ def ppo_loss(
 
 
 def rollout(
-    venv: VecEnv, actor: Actor, critic: Critic, state: TrainState, length: int
+    venv: VecEnv, actor: Actor, state: TrainState, length: int
 ) -> tuple[TrainState, Transition]:
     """Run the current policy `length` steps in every env; returns the advanced state and data."""
 
     def step(state: TrainState, _) -> tuple[TrainState, Transition]:
         key, k_action = jax.random.split(state.key)
         vstate = state.env
-        dist = action_distribution(
-            *actor.apply(state.params.actor, normalize(state.actor_norm, vstate.env.obs))
-        )
+        obs = normalize(state.actor_norm, vstate.env.obs)
+        dist = action_distribution(*actor.apply(state.params.actor, obs))
         action = dist.sample(seed=k_action)
-        value = critic.apply(
-            state.params.critic, normalize(state.critic_norm, vstate.env.critic_obs)
-        )
         nxt = venv.step(vstate, action)
-        final_critic_obs = normalize(state.critic_norm, nxt.final_critic_obs)
         transition = Transition(
             obs=vstate.env.obs,
             critic_obs=vstate.env.critic_obs,
             action=action,
             log_prob=dist.log_prob(action),
-            value=value,
-            next_value=critic.apply(state.params.critic, final_critic_obs),
+            final_critic_obs=nxt.final_critic_obs,
             reward=nxt.env.reward,
             terminated=nxt.env.terminated,
             truncated=nxt.env.truncated,
@@ -468,15 +461,20 @@ def make_train(config: PPOConfig, env: Any = None) -> Trainer:
 
     def update(state: TrainState, _) -> tuple[TrainState, dict[str, jax.Array]]:
         # -- rollout with the current policy and normalizer statistics -----------------------
-        state, traj = rollout(venv, actor, critic, state, config.unroll_length)
-        adv = gae(traj.reward, traj.value, traj.next_value, traj.terminated, traj.truncated,
+        state, traj = rollout(venv, actor, state, config.unroll_length)
+        # Values of the whole rollout at once (one large matmul beats one per step).
+        critic_obs = normalize(state.critic_norm, traj.critic_obs)
+        values = critic.apply(state.params.critic, critic_obs)
+        final_obs = normalize(state.critic_norm, traj.final_critic_obs)
+        next_values = critic.apply(state.params.critic, final_obs)
+        adv = gae(traj.reward, values, next_values, traj.terminated, traj.truncated,
                   config.gamma, config.gae_lambda)  # fmt: skip
         batch = Batch(
             obs=normalize(state.actor_norm, traj.obs),
-            critic_obs=normalize(state.critic_norm, traj.critic_obs),
+            critic_obs=critic_obs,
             action=traj.action,
             log_prob=traj.log_prob,
-            value=traj.value,
+            value=values,
             advantage=adv.advantages,
             target=adv.returns,
         )
@@ -593,7 +591,9 @@ def run(
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
 
     t0 = time.perf_counter()
-    state = runs.restore_tree(checkpoint, jax.eval_shape(init, keys)) if resume else init(keys)
+    state = (
+        runs.restore_tree(checkpoint, jax.eval_shape(init, keys)) if resume else jax.jit(init)(keys)
+    )
     done = int(state.update[0])
     log = runs.MetricsLog(run_dir, config.num_seeds, resume_after=done if resume else None)
     # Compiled ahead of time: an input of other types fails loudly instead of recompiling.

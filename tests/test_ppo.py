@@ -267,7 +267,7 @@ def test_train_chunk_keeps_input_types():
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     config = probe_config(total_steps=4 * 64 * 16, updates_per_chunk=2, checkpoint_every=2,
-                          **POINT_MASS)  # fmt: skip
+                          num_seeds=2, **POINT_MASS)  # fmt: skip
     env = probe_envs.PointMass()
     straight = ppo.run(config, str(tmp_path / "a"), env, profile=True)
     ppo.run(config, str(tmp_path / "b"), env, stop_after=2)  # "killed" after the checkpoint at 2
@@ -283,19 +283,22 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
             rows = [json.loads(line) for line in f]
         return [{k: v for k, v in r.items() if k != "perf/steps_per_second"} for r in rows]
 
-    assert records("a") == records("b") and len(records("a")) == 4
+    assert records("a") == records("b") and len(records("a")) == 4 * 2  # updates x seeds
     for name in ("config.json", "checkpoint.msgpack", "policy.msgpack", "learning_curves.png"):
         assert (tmp_path / "b" / name).exists(), name
     assert os.listdir(tmp_path / "a" / "profile")  # --profile wrote a trace
 
     # The saved policy acts like the trained actor: clip(mean(normalized obs)).
-    env_config, policy = ppo.load_policy(str(tmp_path / "b" / "policy.msgpack"))
-    assert env_config == config.env
     obs = jax.random.normal(jax.random.PRNGKey(1), (5, env.obs_size))
     actor = ppo.Actor(config.actor_hidden, env.action_size, config.activation)
-    params, stats = jax.tree.map(lambda x: x[0], (resumed.params.actor, resumed.actor_norm))
-    want = jnp.clip(actor.apply(params, normalize(stats, obs))[0], -1, 1)
-    np.testing.assert_allclose(policy(obs), want, rtol=1e-6, atol=1e-6)
+    for path, seed in [("policy.msgpack", 0), ("checkpoint.msgpack", 1)]:
+        env_config, policy = ppo.load_policy(str(tmp_path / "b" / path), seed=seed)
+        assert env_config == config.env
+        params, stats = jax.tree.map(
+            lambda x, i=seed: x[i], (resumed.params.actor, resumed.actor_norm)
+        )
+        want = jnp.clip(actor.apply(params, normalize(stats, obs))[0], -1, 1)
+        np.testing.assert_allclose(policy(obs), want, rtol=1e-6, atol=1e-6)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
