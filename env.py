@@ -327,7 +327,7 @@ class WildRobotEnv:
         self.config = config
         mj_model = load_model(config)
         self.mj_model = mj_model
-        self._ids = _resolve_names(mj_model, config)
+        self.ids = _resolve_names(mj_model, config)
         self.nu = len(config.actuators)
         self.nfeet = len(config.feet_sites)
         self.n_substeps = int(round(config.ctrl_dt / mj_model.opt.timestep))
@@ -345,7 +345,7 @@ class WildRobotEnv:
 
         key = mj_model.key(config.home_keyframe)
         self.home_qpos = jnp.asarray(key.qpos, jnp.float32)
-        ids = self._ids
+        ids = self.ids
         self.home_joints = self.home_qpos[ids.qpos]
         self.joint_lo = jnp.asarray(mj_model.jnt_range[ids.joints, 0], jnp.float32)
         self.joint_hi = jnp.asarray(mj_model.jnt_range[ids.joints, 1], jnp.float32)
@@ -420,7 +420,7 @@ class WildRobotEnv:
 
     def randomized_model(self, p: DomainParams) -> mjx.Model:
         """The nominal MJX model with one episode's parameters applied (cheap: leaf replacement)."""
-        m, ids = self.model, self._ids
+        m, ids = self.model, self.ids
         mass = m.body_mass * p.mass_scale.at[0].set(1.0)
         mass = mass.at[ids.torso].add(p.torso_mass_offset)
         inertia = m.body_inertia * (mass / jnp.maximum(m.body_mass, 1e-9))[:, None]
@@ -460,7 +460,7 @@ class WildRobotEnv:
             action_buffer=jnp.zeros((c.max_action_delay + 1, self.nu)),
             feet_air_time=jnp.zeros(self.nfeet),
             last_contact=jnp.ones(self.nfeet, bool),
-            feet_pos=data.site_xpos[self._ids.feet],
+            feet_pos=data.site_xpos[self.ids.feet],
             push_countdown=self._push_countdown(k_push),
             params=params,
         )
@@ -554,6 +554,14 @@ class WildRobotEnv:
             info=info,
         )
 
+    def set_command(self, state: State, command: jax.Array) -> State:
+        """`state` with a new joystick command (forward, lateral m/s, yaw rad/s), obs included."""
+        command = jnp.asarray(command, jnp.float32)
+        obs = state.obs.at[self.actor_layout.slice("command")].set(command)
+        critic_obs = state.critic_obs.at[self.critic_layout.slice("command")].set(command)
+        info = state.info.replace(command=command)
+        return state.replace(obs=obs, critic_obs=critic_obs, info=info)
+
     # -- pieces -------------------------------------------------------------------------------
 
     def sample_command(self, key: jax.Array) -> jax.Array:
@@ -575,7 +583,7 @@ class WildRobotEnv:
 
     def _sense(self, data: mjx.Data, info: EnvInfo) -> dict[str, jax.Array]:
         """Clean physical quantities the observations and rewards are made of."""
-        ids = self._ids
+        ids = self.ids
         imu_rot = data.site_xmat[ids.imu]
         base_rot = data.xmat[ids.root]
         roll, pitch = _roll_pitch(base_rot)
@@ -694,7 +702,7 @@ class WildRobotEnv:
         Joint positions and velocities, base linear and angular velocity in the heading frame
         (yaw removed), base height, and foot positions relative to the base in the heading frame.
         """
-        ids = self._ids
+        ids = self.ids
         qpos, qvel = jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32)
         data = mjx.kinematics(self.model, self._data0.replace(qpos=qpos, qvel=qvel))
         base_rot = data.xmat[ids.root]
@@ -724,7 +732,7 @@ class WildRobotEnv:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Ids:
+class ModelIds:
     actuators: np.ndarray
     joints: np.ndarray
     qpos: np.ndarray
@@ -764,7 +772,7 @@ def load_model(config: EnvConfig) -> mujoco.MjModel:
     return model
 
 
-def _resolve_names(m: mujoco.MjModel, config: EnvConfig) -> _Ids:
+def _resolve_names(m: mujoco.MjModel, config: EnvConfig) -> ModelIds:
     """Map every configured name to a model id, naming the first one the model lacks."""
 
     def lookup(kind: str, obj: mujoco.mjtObj, name: str) -> int:
@@ -798,7 +806,7 @@ def _resolve_names(m: mujoco.MjModel, config: EnvConfig) -> _Ids:
     if not feet or len(soles) % len(feet):
         raise ConfigError(f"{len(soles)} sole geoms do not split evenly over {len(feet)} feet")
     colliding = np.nonzero(m.geom_contype | m.geom_conaffinity)[0]
-    return _Ids(
+    return ModelIds(
         actuators=np.array(actuators),
         joints=np.array(joints),
         qpos=m.jnt_qposadr[joints],
