@@ -60,14 +60,14 @@ class PPOConfig:
     """PPO hyperparameters and the environment they train; configs/*.toml may set any field."""
 
     name: str = "wildrobot_walk"  # run directory prefix
-    seed: int = 0
+    seed: int = 0  # seed i of num_seeds trains from split(PRNGKey(seed), num_seeds)[i]
     num_seeds: int = 1  # independent runs trained side by side in one program (vmap)
-    total_steps: int = 20_000_000  # env steps per seed, rounded up to whole chunks
-    num_envs: int = 1024
+    total_steps: int = 50_000_000  # env steps per seed, rounded up to whole chunks
+    num_envs: int = 1024  # parallel environments per seed
     unroll_length: int = 32  # control steps per env per update
-    num_epochs: int = 2
-    num_minibatches: int = 8
-    learning_rate: float = 3e-4
+    num_epochs: int = 2  # passes over each rollout
+    num_minibatches: int = 8  # per epoch; batch_size = num_envs * unroll_length
+    learning_rate: float = 3e-4  # Adam
     anneal_lr: bool = False  # linearly to 0 over training
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -80,8 +80,8 @@ class PPOConfig:
     actor_hidden: tuple[int, ...] = (128, 128)
     critic_hidden: tuple[int, ...] = (128, 128)
     activation: str = "elu"  # a key of ACTIVATIONS
-    init_log_std: float = -0.5
-    updates_per_chunk: int = 10  # updates per jitted call: the cadence of logging
+    init_log_std: float = -0.5  # the policy's initial exploration noise (std = exp)
+    updates_per_chunk: int = 5  # updates per jitted call: the cadence of logging
     checkpoint_every: int = 50  # updates between checkpoints (at chunk ends); always at the end
     env: EnvConfig = EnvConfig()
 

@@ -43,11 +43,16 @@ def atomic_write(path: str, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _leaves_by_path(tree: Any) -> dict[str, Any]:
+    """Leaves keyed by their path in the tree, e.g. ".params.actor['params']['mean']['kernel']"."""
+    return {jax.tree_util.keystr(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 def save_msgpack(path: str, tree: Any = None, **entries: Any) -> None:
-    """Atomically save a pytree leaf by leaf (under "leaves") plus named msgpack-able entries."""
+    """Atomically save a pytree's leaves by path (as "leaves") and named msgpack-able entries."""
     payload = dict(entries)
     if tree is not None:
-        payload["leaves"] = {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+        payload["leaves"] = {k: np.asarray(x) for k, x in _leaves_by_path(tree).items()}
     atomic_write(path, serialization.msgpack_serialize(jax.device_get(payload)))
 
 
@@ -58,20 +63,20 @@ def load_msgpack(path: str) -> dict[str, Any]:
 
 
 def restore_tree(path: str, template: Any) -> Any:
-    """The pytree saved at `path`, with `template`'s structure; errors name a mismatched leaf."""
+    """The pytree saved at `path`, in `template`'s structure; errors name a missing or odd leaf."""
     saved = load_msgpack(path)["leaves"]
-    leaves, treedef = jax.tree.flatten(template)
-    names = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(template)[0]]
-    if len(saved) != len(leaves):
-        raise ConfigError(f"checkpoint '{path}' has {len(saved)} arrays, this config {len(leaves)}")
-    for i, (want, name) in enumerate(zip(leaves, names, strict=True)):
-        have = saved[str(i)]
+    restored = []
+    for name, want in _leaves_by_path(template).items():
+        if name not in saved:
+            raise ConfigError(f"checkpoint '{path}' has no {name}")
+        have = saved[name]
         if have.shape != want.shape or have.dtype != want.dtype:
             raise ConfigError(
                 f"checkpoint '{path}': {name} is {have.dtype}{list(have.shape)}, this config "
                 f"needs {want.dtype}{list(want.shape)}"
             )
-    return jax.tree.unflatten(treedef, [jnp.asarray(saved[str(i)]) for i in range(len(leaves))])
+        restored.append(jnp.asarray(have))
+    return jax.tree.unflatten(jax.tree.structure(template), restored)
 
 
 class MetricsLog:
@@ -123,6 +128,7 @@ def plot_curves(metrics_path: str, png_path: str, panels: list[str]) -> None:
     columns = math.ceil(len(panels) / 2)
     fig, axes = plt.subplots(2, columns, figsize=(4.5 * columns, 8), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=False):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # enough distinct colors for reward terms
         keys = [
             k for k in records[0] if k == panel or (panel.endswith("/") and k.startswith(panel))
         ]

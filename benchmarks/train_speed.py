@@ -33,8 +33,8 @@ from wrappers import VecEnv  # noqa: E402
 def random_rollout(venv: VecEnv, steps: int, std: float):
     """A jittable function stepping `venv` `steps` times with random actions N(0, std^2).
 
-    The untrained policy's action distribution: the physics solver's work depends on the motion
-    (uniform actions in [-1, 1] make the robot flail and fall, which is slower to simulate).
+    The untrained policy's action distribution, so that both programs simulate similar motion
+    (the solver's line search stops early when it can, so its cost depends on the motion).
     """
 
     def rollout(vstate, key):
