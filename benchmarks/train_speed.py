@@ -33,8 +33,8 @@ from wrappers import VecEnv  # noqa: E402
 def random_rollout(venv: VecEnv, steps: int, std: float):
     """A jittable function stepping `venv` `steps` times with random actions N(0, std^2).
 
-    The untrained policy's action distribution, so that both programs simulate similar motion
-    (the solver's line search stops early when it can, so its cost depends on the motion).
+    std is the untrained policy's, so both programs simulate similar motion. (Under vmap the MJX
+    solver's cost does not depend on the motion: its loops run their full length.)
     """
 
     def rollout(vstate, key):
