@@ -546,17 +546,22 @@ def save_policy(path: str, config: PPOConfig, actor_params: Any, actor_norm: Run
     runs.save_msgpack(path, config=_config_json(config), policies=policies)
 
 
-def load_policy(path: str, seed: int = 0) -> tuple[EnvConfig, Callable[[jax.Array], jax.Array]]:
-    """Env config and a jitted deterministic `policy(obs) -> action` from a policy/checkpoint."""
+def load_policy_params(path: str, seed: int = 0) -> tuple[PPOConfig, Any, RunningStats]:
+    """(config, actor params, actor normalizer statistics) of one seed's saved policy."""
     payload = runs.load_msgpack(path)
     config = load_config(overrides=json.loads(payload["config"]))
     saved = jax.tree.map(jnp.asarray, payload["policies"][str(seed)])
-    stats = RunningStats(**saved["actor_norm"])
-    action_size = saved["actor"]["params"]["log_std"].shape[-1]
+    return config, saved["actor"], RunningStats(**saved["actor_norm"])
+
+
+def load_policy(path: str, seed: int = 0) -> tuple[EnvConfig, Callable[[jax.Array], jax.Array]]:
+    """Env config and a jitted deterministic `policy(obs) -> action` from a policy/checkpoint."""
+    config, actor_params, stats = load_policy_params(path, seed)
+    action_size = actor_params["params"]["log_std"].shape[-1]
     actor = Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
 
     def policy(obs: jax.Array) -> jax.Array:
-        mean, _ = actor.apply(saved["actor"], normalize(stats, obs))
+        mean, _ = actor.apply(actor_params, normalize(stats, obs))
         return jnp.clip(mean, -1.0, 1.0)
 
     return config.env, jax.jit(policy)
@@ -643,6 +648,8 @@ def progress_line(config: PPOConfig, metrics: dict[str, np.ndarray], done: int) 
         f"loss/value {m['loss/value']:.4f}  entropy {m['policy/entropy']:.3f}  "
         f"approx_kl {m['policy/approx_kl']:.4f}"
     )
+    if config.num_seeds > 1:
+        head += f"  (mean of {config.num_seeds} seeds; per seed in metrics.jsonl)"
     terms = "  ".join(f"{k} {v:.3f}" for k, v in m.items() if k.startswith("reward/"))
     return f"{head}\n    {terms}" if terms else head
 
