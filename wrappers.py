@@ -53,11 +53,23 @@ class VecEnv:
     def reset(self, key: jax.Array) -> VecState:
         key, reset_key = jax.random.split(key)
         state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
-        zeros = jnp.zeros(self.num_envs)
-        zero_int = jnp.zeros(self.num_envs, jnp.int32)
-        terms = {k: zeros for k in state.rewards}
-        stats = EpisodeStats(zeros, zero_int, terms, zeros, zero_int, terms)
-        return VecState(state, state.obs, state.critic_obs, stats, key)
+        # Fresh arrays for every leaf (no two leaves share a buffer), so the state can be donated.
+        zeros = lambda dtype=jnp.float32: jnp.zeros(self.num_envs, dtype)  # noqa: E731
+        stats = EpisodeStats(
+            episode_return=zeros(),
+            episode_length=zeros(jnp.int32),
+            term_sums={k: zeros() for k in state.rewards},
+            done_return=zeros(),
+            done_length=zeros(jnp.int32),
+            done_term_sums={k: zeros() for k in state.rewards},
+        )
+        return VecState(
+            env=state,
+            final_obs=jnp.copy(state.obs),
+            final_critic_obs=jnp.copy(state.critic_obs),
+            stats=stats,
+            key=key,
+        )
 
     def step(self, vstate: VecState, action: jax.Array) -> VecState:
         state = jax.vmap(self.env.step)(vstate.env, action)
@@ -88,7 +100,13 @@ class VecEnv:
             rewards=state.rewards,
             metrics=state.metrics,
         )
-        return VecState(merged, state.obs, state.critic_obs, stats, key)
+        return VecState(
+            env=merged,
+            final_obs=state.obs,
+            final_critic_obs=state.critic_obs,
+            stats=stats,
+            key=key,
+        )
 
 
 def _where_done(done: jax.Array, fresh: Any, current: Any) -> Any:

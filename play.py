@@ -1,0 +1,349 @@
+"""Evaluate a saved policy: velocity tracking per command, falls, torques, power, foot slip.
+
+Two evaluations of the same policy over a grid of forward-velocity commands:
+  * jax:    the MJX training environment (batched), default domain randomization on;
+  * mujoco: sim-to-sim in plain MuJoCo (the C engine, no JAX env) at sim_dt 0.002 with MuJoCo's
+            default solver settings, the policy run by deploy.py from the exported .npz: the
+            code path the robot itself uses (sensor readings in, servo targets out).
+It can also render a video of the robot walking (headless; needs an OSMesa or EGL library) and plot
+its velocity tracking.
+
+    python play.py runs/<run>/checkpoints/final.msgpack                 # both tables
+    python play.py POLICY --episodes 16 --commands 0 0.1 0.2 0.3 0.4 0.5
+    python play.py POLICY --video out/walk.gif --plot out/tracking.png  # render + plot (mujoco)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+
+import export
+import ppo
+from deploy import Controller
+from env import EnvConfig, WildRobotEnv, load_model, override
+
+SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
+
+
+# ---------------------------------------------------------------------------------------------
+# The MJX environment
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: int = 0):
+    """One row per command: tracking error, fall rate, episode length, torque, power, foot slip."""
+    config = override(env_config, {"command_resample_seconds": 1e6, "zero_command_prob": 0.0})
+    env = WildRobotEnv(config)
+    steps = config.episode_length
+    cmds = jnp.repeat(jnp.asarray(commands, jnp.float32), episodes)
+    cmds = jnp.stack([cmds, jnp.zeros_like(cmds), jnp.zeros_like(cmds)], axis=1)
+    contact = env.critic_layout.slice("foot_contact")
+    feet_vel = env.critic_layout.slice("feet_vel")
+
+    @jax.jit
+    def run(key):
+        keys = jax.random.split(key, cmds.shape[0])
+        state = jax.vmap(env.set_command)(jax.vmap(env.reset)(keys), cmds)
+
+        def body(carry, _):
+            state, alive = carry
+            state = jax.vmap(env.step)(state, policy(state.obs))
+            speed = jnp.linalg.norm(
+                state.critic_obs[:, feet_vel].reshape(-1, env.nfeet, 3), axis=-1
+            )
+            touching = state.critic_obs[:, contact].reshape(-1, env.nfeet, 2).max(-1)
+            force = state.data.actuator_force[:, env.ids.actuators]
+            out = {
+                "alive": alive,
+                "vel_err": jnp.abs(state.metrics["forward_velocity"] - cmds[:, 0]),
+                "torque": jnp.abs(force).mean(-1),
+                "torque_max": jnp.abs(force).max(-1),
+                "power": jnp.abs(force * state.data.qvel[:, env.ids.qvel]).sum(-1),
+                "slip": (speed * touching).sum(-1) / jnp.maximum(touching.sum(-1), 1.0),
+            }
+            return (state, alive & ~state.terminated), out
+
+        alive0 = jnp.ones(cmds.shape[0], bool)
+        return jax.lax.scan(body, (state, alive0), None, steps)[1]
+
+    t0 = time.perf_counter()
+    out = jax.tree.map(np.asarray, run(jax.random.key(seed)))
+    print(f"(jax evaluation: {time.perf_counter() - t0:.0f} s including compile)")
+    return summarize(out, commands, episodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain MuJoCo, with the deployed controller
+# ---------------------------------------------------------------------------------------------
+
+
+def mujoco_model(env_config: EnvConfig) -> mujoco.MjModel:
+    """The robot at sim_dt 0.002 with MuJoCo's default (accurate) solver settings."""
+    model = load_model(env_config)
+    defaults = mujoco.MjModel.from_xml_string("<mujoco/>").opt
+    model.opt.timestep = 0.002
+    model.opt.solver = defaults.solver
+    model.opt.iterations = defaults.iterations
+    model.opt.ls_iterations = defaults.ls_iterations
+    model.opt.disableflags = defaults.disableflags
+    return model
+
+
+class MujocoRobot:
+    """Plain MuJoCo simulation read the way the robot reads its sensors."""
+
+    def __init__(self, env_config: EnvConfig, noise: bool = True, seed: int = 0):
+        self.config = env_config
+        self.model = mujoco_model(env_config)
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self.joints = [m.joint(j).id for j in (env_config.joints or env_config.actuators)]
+        self.qadr = m.jnt_qposadr[self.joints]
+        self.vadr = m.jnt_dofadr[self.joints]
+        self.actuators = [m.actuator(a).id for a in env_config.actuators]
+        self.imu = m.site(env_config.imu_site).id
+        self.root = m.body(env_config.root_body).id
+        self.substeps = int(round(env_config.ctrl_dt / m.opt.timestep))
+        self.noise = env_config.noise if noise else None
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        key = self.model.key(self.config.home_keyframe).id
+        mujoco.mj_resetDataKeyframe(self.model, self.data, key)
+        mujoco.mj_forward(self.model, self.data)
+
+    def sensors(self):
+        """IMU quaternion and gyro, joint encoders: what the robot's drivers report."""
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, self.data.site_xmat[self.imu])
+        vel = np.zeros(6)
+        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.imu, vel, 1)
+        gyro, q, qd = vel[:3], self.data.qpos[self.qadr], self.data.qvel[self.vadr]
+        if self.noise is not None:
+            n, r = self.noise, self.rng
+            tilt = np.concatenate([[1.0], 0.5 * r.normal(0, n.gravity, 3)])  # small rotation
+            mujoco.mju_mulQuat(quat, quat.copy(), tilt / np.linalg.norm(tilt))
+            gyro = gyro + r.normal(0, n.gyro, 3)
+            q = q + r.normal(0, n.joint_pos, len(q))
+            qd = qd + r.normal(0, n.joint_vel, len(qd))
+        return quat, gyro, q, qd
+
+    def apply(self, targets: np.ndarray) -> None:
+        self.data.ctrl[self.actuators] = targets
+        for _ in range(self.substeps):
+            mujoco.mj_step(self.model, self.data)
+
+    def forward_velocity(self) -> float:
+        rot = self.data.xmat[self.root].reshape(3, 3)
+        return float((rot.T @ self.data.qvel[:3])[0])
+
+    def fallen(self) -> bool:
+        c, rot = self.config, self.data.xmat[self.root].reshape(3, 3)
+        roll, pitch = np.arctan2(rot[2, 1], rot[2, 2]), np.arcsin(np.clip(-rot[2, 0], -1, 1))
+        h = self.data.qpos[2]
+        return bool(
+            h < c.min_base_height
+            or h > c.max_base_height
+            or max(abs(roll), abs(pitch)) > c.max_tilt
+        )
+
+
+def run_mujoco_episode(robot: MujocoRobot, ctrl: Controller, command, phase: float, frames=None):
+    """One episode; per-step arrays of the same quantities as the JAX evaluation."""
+    robot.reset()
+    ctrl.reset(phase)
+    rows = {k: [] for k in ("alive", "vel", "vel_err", "torque", "torque_max", "power", "slip")}
+    alive = True
+    for _ in range(robot.config.episode_length):
+        targets = ctrl.step(*robot.sensors(), command=command)
+        robot.apply(targets)
+        alive = alive and not robot.fallen()
+        force = robot.data.actuator_force[robot.actuators]
+        vel = robot.forward_velocity()
+        rows["alive"].append(alive)
+        rows["vel"].append(vel)
+        rows["vel_err"].append(abs(vel - command[0]))
+        rows["torque"].append(np.abs(force).mean())
+        rows["torque_max"].append(np.abs(force).max())
+        rows["power"].append(np.abs(force * robot.data.qvel[robot.vadr]).sum())
+        rows["slip"].append(foot_slip(robot))
+        if frames is not None:
+            frames(robot)
+        if not alive:
+            break
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def foot_slip(robot: MujocoRobot) -> float:
+    """Mean horizontal speed of the feet that touch the floor (m/s)."""
+    m, d, speeds = robot.model, robot.data, []
+    vel = np.zeros(6)
+    for site in robot.config.feet_sites:
+        sid = m.site(site).id
+        if d.site_xpos[sid][2] < 0.01 + robot.config.contact_height:
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_SITE, sid, vel, 0)
+            speeds.append(np.linalg.norm(vel[3:5]))
+    return float(np.mean(speeds)) if speeds else 0.0
+
+
+def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes: int, seed=0):
+    robot = MujocoRobot(env_config, seed=seed)
+    steps = env_config.episode_length
+    rng = np.random.default_rng(seed)
+    out = {k: np.zeros((steps, len(commands) * episodes)) for k in
+           ("alive", "vel_err", "torque", "torque_max", "power", "slip")}  # fmt: skip
+    t0 = time.perf_counter()
+    for i, (cmd, _) in enumerate((c, e) for c in commands for e in range(episodes)):
+        ep = run_mujoco_episode(robot, ctrl, (cmd, 0.0, 0.0), rng.uniform(0, 2 * np.pi))
+        for k in out:
+            out[k][: len(ep[k]), i] = ep[k]
+    print(f"(mujoco evaluation: {time.perf_counter() - t0:.0f} s)")
+    out["alive"] = out["alive"].astype(bool)
+    return summarize(out, commands, episodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables, video, plot
+# ---------------------------------------------------------------------------------------------
+
+
+def summarize(out: dict[str, np.ndarray], commands, episodes: int) -> list[dict[str, float]]:
+    """Per command: |v - cmd| over the last 5 s of surviving episodes, falls and effort."""
+    rows = []
+    alive = out["alive"]
+    for i, cmd in enumerate(commands):
+        cols = slice(i * episodes, (i + 1) * episodes)
+        a = alive[:, cols]
+        survived = a[-1]
+        late = a[SETTLE_STEPS:] & survived
+        rows.append(
+            {
+                "command": float(cmd),
+                "vel_err": _masked_mean(out["vel_err"][SETTLE_STEPS:, cols], late),
+                "fall_rate": float(1 - survived.mean()),
+                "length": float(a.sum(0).mean()),
+                "torque": _masked_mean(out["torque"][:, cols], a),
+                "torque_max": float(np.where(a, out["torque_max"][:, cols], 0).max()),
+                "power": _masked_mean(out["power"][:, cols], a),
+                "slip": _masked_mean(out["slip"][:, cols], a),
+            }
+        )
+    return rows
+
+
+def _masked_mean(x: np.ndarray, mask: np.ndarray) -> float:
+    return float((x * mask).sum() / max(mask.sum(), 1))
+
+
+def print_table(title: str, rows: list[dict[str, float]]) -> None:
+    print(f"\n{title}")
+    print("| command m/s | abs vel err m/s | fall rate | mean length | mean abs torque N m | "
+          "max torque | power W | foot slip m/s |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['command']:.2f} | {r['vel_err']:.3f} | {r['fall_rate']:.2f} | "
+              f"{r['length']:.0f} | {r['torque']:.2f} | {r['torque_max']:.2f} | "
+              f"{r['power']:.2f} | {r['slip']:.3f} |")  # fmt: skip
+    mean_err = np.mean([r["vel_err"] for r in rows])
+    falls = np.mean([r["fall_rate"] for r in rows])
+    print(f"overall: mean abs velocity error {mean_err:.3f} m/s, fall rate {falls:.3f}")
+
+
+def render_video(env_config: EnvConfig, ctrl: Controller, command, path: str, seconds=None):
+    """Render the plain-MuJoCo rollout to a GIF (headless: MUJOCO_GL=osmesa or egl)."""
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    from PIL import Image  # noqa: PLC0415 - only needed for videos
+
+    robot = MujocoRobot(env_config, noise=False)
+    try:
+        renderer = mujoco.Renderer(robot.model, 240, 320)
+    except Exception as e:  # noqa: BLE001 - the GL stack reports many kinds of failure
+        raise SystemExit(
+            f"cannot render headless ({type(e).__name__}: {e}).\n"
+            "Install an offscreen GL library, e.g. `apt-get install -y libosmesa6` "
+            "(then MUJOCO_GL=osmesa) or `libegl1` with a GPU driver (MUJOCO_GL=egl)."
+        ) from None
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+    camera.trackbodyid = robot.root
+    camera.distance, camera.elevation, camera.azimuth = 1.5, -15.0, 120.0
+    images, every = [], 2  # 25 frames per second at ctrl_dt 0.02
+
+    def grab(r: MujocoRobot) -> None:
+        if int(round(r.data.time / env_config.ctrl_dt)) % every == 0:
+            renderer.update_scene(r.data, camera)
+            images.append(Image.fromarray(renderer.render()))
+
+    try:
+        ep = run_mujoco_episode(robot, ctrl, command, 0.0, frames=grab)
+    finally:
+        renderer.close()
+    frame_ms = int(1000 * env_config.ctrl_dt * every)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    print(f"wrote {path} ({len(images)} frames)")
+    return ep
+
+
+def plot_tracking(ep: dict[str, np.ndarray], command, dt: float, path: str) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    t = np.arange(len(ep["vel"])) * dt
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(t, ep["vel"], label="forward velocity (base frame)")
+    ax.plot(t, np.full_like(t, command[0]), "--", label="command")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("m/s")
+    ax.legend(loc="lower right")
+    ax.set_title("Velocity tracking, plain MuJoCo")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("policy", help="checkpoint or policy file written by ppo.py")
+    parser.add_argument("--commands", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    parser.add_argument("--episodes", type=int, default=8, help="per command")
+    parser.add_argument("--skip", choices=["jax", "mujoco"], action="append", default=[])
+    parser.add_argument("--video", help="write a GIF of the robot walking (plain MuJoCo)")
+    parser.add_argument("--plot", help="write a PNG of velocity tracking (plain MuJoCo)")
+    parser.add_argument("--video-command", type=float, default=0.3)
+    args = parser.parse_args()
+
+    config, actor_vars, stats = ppo.load_policy_params(args.policy)
+    with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX
+        export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
+        ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
+    ctrl.delay = config.env.randomization.action_delay[1]  # the real robot's latency, worst case
+    if "jax" not in args.skip:
+        policy = jax.vmap(export.policy_function(config, actor_vars, stats))
+        rows = evaluate_jax(config.env, policy, args.commands, args.episodes)
+        print_table("MJX environment (training physics, domain randomization on)", rows)
+    if "mujoco" not in args.skip:
+        rows = evaluate_mujoco(config.env, ctrl, args.commands, args.episodes)
+        print_table("Plain MuJoCo, sim_dt 0.002, default solver, deployed NumPy controller", rows)
+    command = (args.video_command, 0.0, 0.0)
+    ep = None
+    if args.video:
+        ep = render_video(config.env, ctrl, command, args.video)
+    if args.plot:
+        if ep is None:
+            ep = run_mujoco_episode(MujocoRobot(config.env, noise=False), ctrl, command, 0.0)
+        plot_tracking(ep, command, config.env.ctrl_dt, args.plot)
+
+
+if __name__ == "__main__":
+    main()
