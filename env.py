@@ -110,9 +110,9 @@ class EnvConfig:
     home_keyframe: str = "home"
     # Physics: chosen by benchmarks/solver_sweep.py (see README).
     ctrl_dt: float = 0.02
-    sim_dt: float = 0.004
+    sim_dt: float = 0.005
     solver: str = "cg"  # "cg" or "newton"
-    iterations: int = 1
+    iterations: int = 4
     ls_iterations: int = 4
     # Control.
     action_scale: float = 0.3  # rad per unit action around the home pose
