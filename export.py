@@ -12,13 +12,12 @@ import argparse
 import os
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 import ppo
 from env import WildRobotEnv
-from wrappers import RunningStats, normalize
+from wrappers import RunningStats
 
 
 def actor_layers(actor_vars: Any) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -55,18 +54,6 @@ def write_npz(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: RunningS
     )
 
 
-def policy_function(config: ppo.PPOConfig, actor_vars: Any, stats: RunningStats):
-    """The JAX policy the exports must match: obs (B, obs_size) -> action (B, action_size)."""
-    action_size = actor_vars["params"]["log_std"].shape[-1]
-    actor = ppo.Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
-
-    def policy(obs: jax.Array) -> jax.Array:
-        mean, _ = actor.apply(actor_vars, normalize(stats, obs))
-        return jnp.clip(mean, -1.0, 1.0)
-
-    return policy
-
-
 def write_onnx(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: RunningStats) -> None:
     """ONNX model with input "obs" (batch, obs_size) and output "action" (batch, action_size)."""
     import onnx  # noqa: PLC0415 - export-only dependencies
@@ -74,7 +61,7 @@ def write_onnx(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: Running
 
     obs_size = actor_vars["params"]["hidden_0"]["kernel"].shape[0]
     model = to_onnx(
-        policy_function(config, actor_vars, stats),
+        ppo.make_policy(config, actor_vars, stats),
         [("batch", obs_size)],
         model_name="wildrobot_actor",
         input_names=["obs"],

@@ -329,7 +329,7 @@ def main() -> None:
         ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
     ctrl.delay = config.env.randomization.action_delay[1]  # the real robot's latency, worst case
     if "jax" not in args.skip:
-        policy = jax.vmap(export.policy_function(config, actor_vars, stats))
+        policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
         rows = evaluate_jax(config.env, policy, args.commands, args.episodes)
         print_table("MJX environment (training physics, domain randomization on)", rows)
     if "mujoco" not in args.skip:

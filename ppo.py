@@ -554,9 +554,10 @@ def load_policy_params(path: str, seed: int = 0) -> tuple[PPOConfig, Any, Runnin
     return config, saved["actor"], RunningStats(**saved["actor_norm"])
 
 
-def load_policy(path: str, seed: int = 0) -> tuple[EnvConfig, Callable[[jax.Array], jax.Array]]:
-    """Env config and a jitted deterministic `policy(obs) -> action` from a policy/checkpoint."""
-    config, actor_params, stats = load_policy_params(path, seed)
+def make_policy(
+    config: PPOConfig, actor_params: Any, stats: RunningStats
+) -> Callable[[jax.Array], jax.Array]:
+    """Deterministic policy: normalize, actor mean, clip to [-1, 1]; what exports must match."""
     action_size = actor_params["params"]["log_std"].shape[-1]
     actor = Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
 
@@ -564,7 +565,13 @@ def load_policy(path: str, seed: int = 0) -> tuple[EnvConfig, Callable[[jax.Arra
         mean, _ = actor.apply(actor_params, normalize(stats, obs))
         return jnp.clip(mean, -1.0, 1.0)
 
-    return config.env, jax.jit(policy)
+    return policy
+
+
+def load_policy(path: str, seed: int = 0) -> tuple[EnvConfig, Callable[[jax.Array], jax.Array]]:
+    """Env config and a jitted deterministic `policy(obs) -> action` from a policy/checkpoint."""
+    config, actor_params, stats = load_policy_params(path, seed)
+    return config.env, jax.jit(make_policy(config, actor_params, stats))
 
 
 # ---------------------------------------------------------------------------------------------

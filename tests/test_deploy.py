@@ -49,7 +49,7 @@ def saved_policy(tmp_path_factory):
 
 def test_numpy_policy_matches_jax(saved_policy):
     config, loaded, out, data = saved_policy
-    jax_policy = jax.jit(jax.vmap(export.policy_function(*loaded)))
+    jax_policy = jax.jit(jax.vmap(ppo.make_policy(*loaded)))
     obs = data[:64] + np.random.default_rng(1).normal(0, 1, data[:64].shape).astype(np.float32)
     want = np.asarray(jax_policy(obs))
     ctrl = Controller.load(out + ".npz")
@@ -65,7 +65,7 @@ def test_onnx_policy_matches_jax(saved_policy):
     session = ort.InferenceSession(out + ".onnx")
     obs = data[:64]
     got = session.run(["action"], {"obs": obs})[0]
-    want = np.asarray(jax.jit(jax.vmap(export.policy_function(*loaded)))(obs))
+    want = np.asarray(jax.jit(jax.vmap(ppo.make_policy(*loaded)))(obs))
     np.testing.assert_array_less(np.abs(got - want), 1e-5)
 
 
@@ -73,7 +73,7 @@ def test_load_policy_runs_in_a_few_lines(saved_policy):
     _, loaded, out, data = saved_policy
     env_config, policy = ppo.load_policy(out + ".msgpack")
     assert env_config == loaded[0].env
-    np.testing.assert_allclose(policy(data[0]), export.policy_function(*loaded)(data[0]), atol=1e-6)
+    np.testing.assert_allclose(policy(data[0]), ppo.make_policy(*loaded)(data[0]), atol=1e-6)
 
 
 def test_gravity_from_quaternion():
