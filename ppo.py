@@ -582,6 +582,23 @@ PANELS = ["episode/return", "episode/length", "reward/", "loss/value", "loss/pol
           "policy/entropy", "policy/approx_kl", "policy/std"]  # fmt: skip
 
 
+def over_seeds(fn: Callable[..., Any], num_seeds: int) -> Callable[..., Any]:
+    """`fn` mapped over a leading seed axis of its arguments and results.
+
+    One seed gets the same axis by a squeeze and an expand instead of `jax.vmap`: vmapping the
+    whole train chunk over a batch of one makes XLA's CPU program about 30% slower (measured on
+    the walking config, 512 envs), while the reshape costs nothing.
+    """
+    if num_seeds > 1:
+        return jax.vmap(fn)
+
+    def one_seed(*args: Any) -> Any:
+        out = fn(*jax.tree.map(lambda x: x[0], args))
+        return jax.tree.map(lambda x: x[None], out)
+
+    return one_seed
+
+
 def run(
     config: PPOConfig,
     run_dir: str,
@@ -599,7 +616,7 @@ def run(
     checkpoint = os.path.join(run_dir, "checkpoint.msgpack")
     runs.atomic_write(os.path.join(run_dir, "config.json"), _config_json(config).encode())
     trainer = make_train(config, env)
-    init = jax.vmap(trainer.init)
+    init = over_seeds(trainer.init, config.num_seeds)
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
 
     t0 = time.perf_counter()
@@ -609,7 +626,7 @@ def run(
     done = int(state.update[0])
     log = runs.MetricsLog(run_dir, config.num_seeds, resume_after=done if resume else None)
     # Compiled ahead of time: an input of other types fails loudly instead of recompiling.
-    chunk = jax.jit(jax.vmap(trainer.train_chunk)).lower(state).compile()
+    chunk = jax.jit(over_seeds(trainer.train_chunk, config.num_seeds)).lower(state).compile()
     print(f"compiled in {time.perf_counter() - t0:.1f} s (init + train chunk)", flush=True)
 
     end = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
