@@ -2,7 +2,7 @@
 
 Both include the observation normalizer, and both give the deterministic action clip(mean, -1, 1).
 
-    python export.py runs/<run>/checkpoints/final.msgpack --out policies/wildrobot_walk
+    python export.py runs/<run>/policy.msgpack --out policies/wildrobot_walk
     # -> policies/wildrobot_walk.npz (deploy.Controller.load) and policies/wildrobot_walk.onnx
 """
 

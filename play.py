@@ -8,7 +8,7 @@ Two evaluations of the same policy over a grid of forward-velocity commands:
 It can also render a video of the robot walking (headless; needs an OSMesa or EGL library) and plot
 its velocity tracking.
 
-    python play.py runs/<run>/checkpoints/final.msgpack                 # both tables
+    python play.py runs/<run>/policy.msgpack                            # both tables
     python play.py POLICY --episodes 16 --commands 0 0.1 0.2 0.3 0.4 0.5
     python play.py POLICY --video out/walk.gif --plot out/tracking.png  # render + plot (mujoco)
 """
@@ -16,9 +16,15 @@ its velocity tracking.
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import os
 import tempfile
 import time
+
+# MuJoCo picks its OpenGL backend when first imported: without a display, render offscreen through
+# OSMesa if its library is installed (if not, --video says what to install).
+if not os.environ.get("DISPLAY") and ctypes.util.find_library("OSMesa"):
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import jax
 import jax.numpy as jnp
@@ -259,8 +265,6 @@ def print_table(title: str, rows: list[dict[str, float]]) -> None:
 
 def render_video(env_config: EnvConfig, ctrl: Controller, command, path: str, seconds=None):
     """Render the plain-MuJoCo rollout to a GIF (headless: MUJOCO_GL=osmesa or egl)."""
-    os.environ.setdefault("MUJOCO_GL", "osmesa")
-    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     from PIL import Image  # noqa: PLC0415 - only needed for videos
 
     robot = MujocoRobot(env_config, noise=False)
