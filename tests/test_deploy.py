@@ -13,7 +13,7 @@ import export
 import ppo
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv, override
-from play import MujocoRobot
+from play import MujocoRobot, evaluate_mujoco
 from wrappers import normalizer_init, normalizer_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,3 +127,16 @@ def test_robot_side_observation_matches_the_env():
     ctrl.policy = lambda _: np.asarray(action)
     targets = ctrl.step(*robot.sensors(), command=np.asarray(state.info.command))
     np.testing.assert_allclose(targets, np.asarray(first.data.ctrl[env.ids.actuators]), atol=1e-6)
+
+
+def test_shipped_policy_walks_in_plain_mujoco():
+    """The shipped .npz, run as on the robot, still walks: guards the observation layout, the
+    controller and the model against changes that would silently break the released policy."""
+    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
+    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
+    ctrl.delay = config.env.randomization.action_delay[1]
+    commands = [0.0, 0.25, 0.5]
+    rows = evaluate_mujoco(config.env, ctrl, commands, episodes=2)
+    for row in rows:
+        assert row["fall_rate"] == 0.0, row
+        assert row["vel_err"] < 0.1, row
