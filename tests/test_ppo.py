@@ -250,6 +250,21 @@ def test_learns_point_mass_with_two_seeds_in_one_program():
     assert (final > -10).all(), final
 
 
+def test_one_seed_without_vmap_matches_vmap():
+    """`over_seeds` for one seed (no vmap, for speed) trains like a vmap over a batch of one."""
+    config = probe_config(updates_per_chunk=2, **POINT_MASS)
+    trainer = ppo.make_train(config, probe_envs.PointMass())
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    results = []
+    for mapped in (ppo.over_seeds, lambda fn, _: jax.vmap(fn)):
+        state = jax.jit(mapped(trainer.init, 1))(keys)
+        results.append(jax.jit(mapped(trainer.train_chunk, 1))(state))
+    assert jax.tree.structure(results[0]) == jax.tree.structure(results[1])
+    for a, b in zip(*map(jax.tree.leaves, results), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_train_chunk_keeps_input_types():
     """Same shapes, dtypes and weak types out as in: repeated chunk calls never recompile."""
     trainer = ppo.make_train(probe_config(), probe_envs.PointMass())
