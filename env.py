@@ -17,8 +17,6 @@ import difflib
 import io
 import os
 import time
-import types
-import typing
 from typing import Any
 
 import jax
@@ -26,6 +24,9 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from flax import struct
+
+from config import ConfigError
+from interface import State
 
 with contextlib.redirect_stdout(
     io.StringIO()
@@ -38,10 +39,6 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # ---------------------------------------------------------------------------------------------
 # Configuration: frozen, typed dataclasses; dotted overrides with named errors
 # ---------------------------------------------------------------------------------------------
-
-
-class ConfigError(ValueError):
-    """A configuration key, value, model file or name that cannot be used; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,62 +138,6 @@ class EnvConfig:
     noise: Noise = Noise()
 
 
-def override(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
-    """`config` with dotted-key overrides applied, e.g. {"noise.gyro": 0.1}; names bad keys."""
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    hints = typing.get_type_hints(type(config))
-    changes: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    for key, value in overrides.items():
-        head, _, rest = key.partition(".")
-        if head not in fields:
-            close = difflib.get_close_matches(head, fields, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}")
-        if dataclasses.is_dataclass(hints[head]):
-            if rest:
-                nested.setdefault(head, {})[rest] = value
-            elif isinstance(value, dict):
-                nested.setdefault(head, {}).update(value)
-            else:
-                raise ConfigError(f"config key '{prefix}{key}' is a section; give its fields")
-        elif rest:
-            raise ConfigError(f"config key '{prefix}{head}' has no field '{rest}'")
-        else:
-            changes[head] = _coerce(value, hints[head], f"{prefix}{key}")
-    for head, sub in nested.items():
-        changes[head] = override(getattr(config, head), sub, f"{prefix}{head}.")
-    return dataclasses.replace(config, **changes)
-
-
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """Convert a value (from TOML or the command line) to the field's declared type, or fail."""
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        args = typing.get_args(hint)
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"config key '{name}' wants a list, got {value!r}")
-        if Ellipsis not in args and len(items) != len(args):
-            raise ConfigError(f"config key '{name}' wants {len(args)} values, got {len(items)}")
-        item_types = [args[0]] * len(items) if Ellipsis in args else list(args)
-        return tuple(_coerce(v, t, name) for v, t in zip(items, item_types, strict=True))
-    if origin in (types.UnionType, typing.Union):
-        return value
-    try:
-        if hint is bool and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1")
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        if hint in (int, float) and isinstance(value, str):
-            return hint(float(value)) if hint is int else hint(value)
-        return hint(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key '{name}' wants {hint.__name__}, got {value!r}") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # Named observation layouts
 # ---------------------------------------------------------------------------------------------
@@ -277,21 +218,6 @@ class EnvInfo:
     feet_pos: jax.Array  # (nfeet, 3) for finite-difference foot velocity
     push_countdown: jax.Array  # () int32, control steps to the next push
     params: DomainParams
-
-
-@struct.dataclass
-class State:
-    """Environment state; `data` and `info` may be any pytree for other (test) environments."""
-
-    data: Any  # mjx.Data
-    obs: jax.Array  # actor observation (what the robot senses, noisy)
-    critic_obs: jax.Array  # privileged observation
-    reward: jax.Array  # ()
-    terminated: jax.Array  # () bool: fall or non-finite physics
-    truncated: jax.Array  # () bool: episode length reached
-    rewards: dict[str, jax.Array]  # each scaled reward term of this step
-    metrics: dict[str, jax.Array]  # diagnostics (velocities, nan, pushes)
-    info: Any  # EnvInfo
 
 
 # ---------------------------------------------------------------------------------------------

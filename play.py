@@ -33,8 +33,9 @@ import numpy as np
 
 import export
 import ppo
+from config import override
 from deploy import Controller
-from env import EnvConfig, WildRobotEnv, load_model, override
+from env import EnvConfig, WildRobotEnv, load_model
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
 

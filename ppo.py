@@ -22,7 +22,6 @@ import json
 import math
 import os
 import time
-import tomllib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -35,7 +34,7 @@ import optax
 from flax import serialization, struct
 
 import runs
-from env import ConfigError, EnvConfig, WildRobotEnv, override
+from config import ConfigError, override, parse_overrides, read_file
 from wrappers import (
     EpisodeStats,
     RunningStats,
@@ -83,7 +82,7 @@ class PPOConfig:
     init_log_std: float = -0.5  # the policy's initial exploration noise (std = exp)
     updates_per_chunk: int = 5  # updates per jitted call: the cadence of logging
     checkpoint_every: int = 50  # updates between checkpoints (at chunk ends); always at the end
-    env: EnvConfig = EnvConfig()
+    env: Any = None  # the environment's own config dataclass ([env] in a file); see default_env
 
     @property
     def batch_size(self) -> int:
@@ -124,19 +123,38 @@ def check_config(config: PPOConfig) -> PPOConfig:
     return config
 
 
-def load_config(path: str | None = None, overrides: Any = ()) -> PPOConfig:
-    """PPOConfig from a TOML/JSON file plus `key=value` strings (or a dict); names any bad key."""
-    config = PPOConfig()
+def load_config(path: str | None = None, overrides: Any = (), env_config: Any = None) -> PPOConfig:
+    """PPOConfig from a TOML/JSON file plus `key=value` strings (or a dict); names any bad key.
+
+    `env_config` is the environment's default config that [env] / `env.<field>` values override;
+    None means WildRobot's (see default_env).
+    """
+    config = PPOConfig(env=default_env_config() if env_config is None else env_config)
     if path:
-        with open(path, "rb") as f:
-            config = override(config, json.load(f) if path.endswith(".json") else tomllib.load(f))
-    if not isinstance(overrides, dict):
-        pairs = [item.partition("=") for item in overrides]
-        for key, sep, _ in pairs:
-            if not sep:
-                raise ConfigError(f"override '{key}' is not of the form key=value")
-        overrides = {key.strip(): value.strip() for key, _, value in pairs}
-    return check_config(override(config, overrides))
+        config = override(config, read_file(path))
+    return check_config(override(config, parse_overrides(overrides)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment this script trains by default
+# ---------------------------------------------------------------------------------------------
+# The only place this file names the robot. The imports are local, so that `make_train(config, env)`
+# with any other environment (see interface.Env) never loads env.py or MuJoCo: copy this file with
+# wrappers.py, runs.py, config.py and interface.py, and replace these two functions.
+
+
+def default_env_config() -> Any:
+    """WildRobot's EnvConfig defaults."""
+    from env import EnvConfig  # noqa: PLC0415
+
+    return EnvConfig()
+
+
+def default_env(env_config: Any) -> Any:
+    """WildRobot with `env_config`; model and names are checked here, before anything compiles."""
+    from env import WildRobotEnv  # noqa: PLC0415
+
+    return WildRobotEnv(env_config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,8 +445,8 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
 
 
 def make_train(config: PPOConfig, env: Any = None) -> Trainer:
-    """Pure `init`, `train_chunk` and `train`; `env` defaults to WildRobotEnv(config.env)."""
-    env = WildRobotEnv(config.env) if env is None else env
+    """Pure `init`, `train_chunk` and `train` for any interface.Env (default: default_env)."""
+    env = default_env(config.env) if env is None else env
     venv = VecEnv(env, config.num_envs)
     actor = Actor(config.actor_hidden, env.action_size, config.activation, config.init_log_std)
     critic = Critic(config.critic_hidden, config.activation)
@@ -568,7 +586,7 @@ def make_policy(
     return policy
 
 
-def load_policy(path: str, seed: int = 0) -> tuple[EnvConfig, Callable[[jax.Array], jax.Array]]:
+def load_policy(path: str, seed: int = 0) -> tuple[Any, Callable[[jax.Array], jax.Array]]:
     """Env config and a jitted deterministic `policy(obs) -> action` from a policy/checkpoint."""
     config, actor_params, stats = load_policy_params(path, seed)
     return config.env, jax.jit(make_policy(config, actor_params, stats))
@@ -694,8 +712,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         path = os.path.join(args.resume, "config.json") if args.resume else args.config
         config = load_config(path, overrides)
-        env = WildRobotEnv(config.env)  # loads the model and resolves names: errors come first
-    except (ConfigError, OSError, tomllib.TOMLDecodeError) as e:
+        env = default_env(config.env)  # loads the model and resolves names: errors come first
+    except (ConfigError, OSError) as e:
         parser.error(str(e))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = args.resume or args.run_dir or os.path.join("runs", f"{config.name}-{stamp}")

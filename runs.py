@@ -19,7 +19,7 @@ import numpy as np
 from flax import serialization
 from tensorboardX import SummaryWriter
 
-from env import ConfigError
+from config import ConfigError
 
 
 def atomic_write(path: str, data: bytes) -> None:

@@ -1,7 +1,7 @@
 """Batched environment with auto-reset and episode statistics, and a running observation normalizer.
 
-`VecEnv(env, num_envs)` vmaps any environment whose `reset(key)` / `step(state, action)` return an
-`env.State`. When an episode ends it calls the real `reset` with a fresh key (fresh randomization,
+`VecEnv(env, num_envs)` vmaps any `interface.Env` (`reset(key)` / `step(state, action)` returning an
+`interface.State`). When an episode ends it calls the real `reset` with a fresh key (fresh randomization,
 never a cached first state) and keeps the finished episode's last observations for bootstrapping.
 The normalizer is a pure pytree (`RunningStats`) that a train state carries and a checkpoint saves.
 """
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from env import State
+from interface import State
 
 
 @struct.dataclass

@@ -1,7 +1,7 @@
 """Tiny pure-JAX environments with known answers, for testing PPO without physics.
 
-Each has `reset(key) -> State` and `step(state, action) -> State` (env.State; `info` is a small
-pytree) and `obs_size`, `critic_obs_size`, `action_size`, like WildRobotEnv. Each probe isolates
+Each is an `interface.Env`: `reset(key) -> State`, `step(state, action) -> State` (`info` is a
+small pytree) and `obs_size`, `critic_obs_size`, `action_size`, like WildRobotEnv. Each probe isolates
 one piece of the learner: a value that must learn a constant, a policy that must find the rewarded
 action, discounting across steps, and bootstrapping on truncation; PointMass needs real learning.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from env import State
+from interface import State
 
 
 def _state(obs, reward, terminated, truncated, info, critic_obs=None) -> State:

@@ -11,8 +11,9 @@ import pytest
 
 import export
 import ppo
+from config import override
 from deploy import Controller, gravity_in_sensor_frame
-from env import EnvConfig, WildRobotEnv, override
+from env import EnvConfig, WildRobotEnv
 from play import MujocoRobot, evaluate_mujoco
 from wrappers import normalizer_init, normalizer_update
 

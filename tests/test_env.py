@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from env import ConfigError, EnvConfig, WildRobotEnv, override
+from config import ConfigError, override
+from env import EnvConfig, WildRobotEnv
 from wrappers import VecEnv, _where_done
 
 NUM_ENVS = 4

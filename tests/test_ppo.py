@@ -24,7 +24,7 @@ import probe_envs  # noqa: E402
 
 import ppo  # noqa: E402
 import runs  # noqa: E402
-from env import ConfigError  # noqa: E402
+from config import ConfigError  # noqa: E402
 from wrappers import normalize  # noqa: E402
 
 # A small learner for the probe envs (overridden per test where the probe needs it).
