@@ -1,10 +1,10 @@
 """Batched environment with auto-reset and episode statistics, and a running observation normalizer.
 
 `VecEnv(env, num_envs)` vmaps any `interface.Env` (`reset(key)` / `step(state, action)` returning an
-`interface.State`). When an episode ends it calls the real `reset` with a fresh key (fresh randomization,
-never a cached first state) and keeps the finished episode's last observations for bootstrapping.
-The normalizer is a pure pytree (`RunningStats`) that a train state carries and a checkpoint saves.
-"""
+`interface.State`). When an episode ends it calls the real `reset` with a fresh key (fresh
+randomization, never a cached first state) and keeps the finished episode's last observations for
+bootstrapping. The normalizer is a pure pytree (`RunningStats`) that a train state carries and a
+checkpoint saves."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """Tiny pure-JAX environments with known answers, for testing PPO without physics.
 
-Each is an `interface.Env`: `reset(key) -> State`, `step(state, action) -> State` (`info` is a
-small pytree) and `obs_size`, `critic_obs_size`, `action_size`, like WildRobotEnv. Each probe isolates
-one piece of the learner: a value that must learn a constant, a policy that must find the rewarded
-action, discounting across steps, and bootstrapping on truncation; PointMass needs real learning.
-"""
+Each is an `interface.Env`: `reset(key) -> State`, `step(state, action) -> State` (`info` is a small
+pytree) and `obs_size`, `critic_obs_size`, `action_size`, like WildRobotEnv. Each probe isolates one
+piece of the learner: a value that must learn a constant, a policy that must find the rewarded
+action, discounting across steps, and bootstrapping on truncation; PointMass needs real learning."""
 
 from __future__ import annotations
 
