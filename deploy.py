@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+# The NumPy twins of ppo.ACTIVATIONS, same names (a test keeps the two tables in step).
 ACTIVATIONS = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "relu": lambda x: np.maximum(x, 0),
     "tanh": np.tanh,
-    "swish": lambda x: x / (1 + np.exp(-x)),
     "silu": lambda x: x / (1 + np.exp(-x)),
-    "gelu": lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))),
 }
 
 
@@ -53,7 +52,11 @@ def gravity_in_sensor_frame(quat_wxyz: np.ndarray) -> np.ndarray:
 
 
 class Controller:
-    """The control loop around a NumpyPolicy: observation, gait clock, filter, delay, targets."""
+    """The control loop around a NumpyPolicy: observation, gait clock, action filter, targets.
+
+    It adds no latency of its own: the robot's servo bus has it (about one control step), and a
+    simulator standing in for the robot adds it (play.MujocoRobot).
+    """
 
     def __init__(self, policy: NumpyPolicy, meta: dict):
         self.policy = policy
@@ -65,7 +68,6 @@ class Controller:
         self.action_scale = float(meta["action_scale"])
         self.alpha = float(meta["action_filter_alpha"])
         self.phase_step = 2 * np.pi * float(meta["gait_frequency"]) * float(meta["ctrl_dt"])
-        self.delay = 0
         self.reset()
 
     @classmethod
@@ -81,7 +83,6 @@ class Controller:
         self.phase = phase
         self.last_action = np.zeros(n, np.float32)
         self.filtered = np.zeros(n, np.float32)
-        self.buffer = [np.zeros(n, np.float32) for _ in range(self.delay + 1)]
 
     def observation(self, imu_quat, gyro, joint_pos, joint_vel, command) -> np.ndarray:
         """The actor observation from raw sensor readings, in the policy's layout."""
@@ -102,8 +103,6 @@ class Controller:
         obs = self.observation(imu_quat, gyro, joint_pos, joint_vel, np.asarray(command))
         action = self.policy(obs)
         self.filtered = self.alpha * action + (1 - self.alpha) * self.filtered
-        self.buffer = [self.filtered] + self.buffer[:-1]
-        applied = self.buffer[-1]  # `delay` steps old
         self.last_action = action
         self.phase = (self.phase + self.phase_step) % (2 * np.pi)
-        return np.clip(self.home + self.action_scale * applied, self.lo, self.hi)
+        return np.clip(self.home + self.action_scale * self.filtered, self.lo, self.hi)

@@ -6,6 +6,7 @@ floating base plugs in through `EnvConfig` (model path, actuator / joint / site 
 
     python env.py                      # reset, step with random actions, print throughput
     python env.py --num-envs 1024
+    python env.py --config tests/assets/biped12.toml   # another robot: the file's [env] section
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import mujoco
 import numpy as np
 from flax import struct
 
-from config import ConfigError
+from config import ConfigError, bounded, check, file_path, load_file, one_of, span
 from interface import State
 
 with contextlib.redirect_stdout(
@@ -43,7 +44,10 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 @dataclasses.dataclass(frozen=True)
 class RewardScales:
-    """Scale of each reward term per simulated second (terms are integrated over ctrl_dt)."""
+    """Scale of each reward term per simulated second (terms are integrated over ctrl_dt).
+
+    Any sign: the terms are costs (positive) or rewards, and the scale says which.
+    """
 
     tracking_lin_vel: float = 2.0  # exp(-|cmd_xy - v_xy|^2 / sigma), base frame
     tracking_ang_vel: float = 0.5  # exp(-(cmd_yaw - w_z)^2 / sigma)
@@ -63,79 +67,105 @@ class RewardScales:
 class Randomization:
     """Per-episode domain randomization ranges (lo, hi); a zero-width range disables that item."""
 
-    floor_friction: tuple[float, float] = (0.4, 1.0)
-    link_mass_scale: tuple[float, float] = (0.9, 1.1)  # per body
-    torso_mass_offset: tuple[float, float] = (-0.1, 0.1)  # kg, added to torso_body
-    kp_scale: tuple[float, float] = (0.9, 1.1)
-    kv_scale: tuple[float, float] = (0.9, 1.1)
-    damping_scale: tuple[float, float] = (0.8, 1.2)
-    frictionloss_scale: tuple[float, float] = (0.8, 1.2)
-    armature_scale: tuple[float, float] = (0.95, 1.05)
-    joint_offset: tuple[float, float] = (-0.03, 0.03)  # rad, servo zero error
-    action_delay: tuple[int, int] = (0, 1)  # control steps, at most EnvConfig.max_action_delay
-    push_interval: tuple[float, float] = (5.0, 10.0)  # seconds between pushes
-    push_velocity: tuple[float, float] = (0.0, 0.3)  # m/s kick per episode, random direction
+    floor_friction: tuple[float, float] = span((0.4, 1.0), ge=0)
+    # Scales multiply the model's values. A body needs mass and a servo stiffness; the others may
+    # go to 0 (no damping, friction loss, armature).
+    link_mass_scale: tuple[float, float] = span((0.9, 1.1), gt=0)  # per body
+    torso_mass_offset: tuple[float, float] = span((-0.1, 0.1))  # kg, added to torso_body
+    kp_scale: tuple[float, float] = span((0.9, 1.1), gt=0)
+    kv_scale: tuple[float, float] = span((0.9, 1.1), ge=0)
+    damping_scale: tuple[float, float] = span((0.8, 1.2), ge=0)
+    frictionloss_scale: tuple[float, float] = span((0.8, 1.2), ge=0)
+    armature_scale: tuple[float, float] = span((0.95, 1.05), ge=0)
+    joint_offset: tuple[float, float] = span((-0.03, 0.03))  # rad, servo zero error
+    # Control steps, at most EnvConfig.max_action_delay.
+    action_delay: tuple[int, int] = span((0, 1), ge=0)
+    push_interval: tuple[float, float] = span((5.0, 10.0), gt=0)  # seconds between pushes
+    push_velocity: tuple[float, float] = span((0.0, 0.3), ge=0)  # m/s kick, random direction
 
 
 @dataclasses.dataclass(frozen=True)
 class Noise:
     """Standard deviations of the actor's sensor noise (the critic sees clean values)."""
 
-    gravity: float = 0.035  # about 2 degrees of orientation error
-    gyro: float = 0.05  # rad/s
-    joint_pos: float = 0.01  # rad
-    joint_vel: float = 0.5  # rad/s
+    gravity: float = bounded(0.035, ge=0)  # about 2 degrees of orientation error
+    gyro: float = bounded(0.05, ge=0)  # rad/s
+    joint_pos: float = bounded(0.01, ge=0)  # rad
+    joint_vel: float = bounded(0.5, ge=0)  # rad/s
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
-    """Everything the environment needs; any floating-base MJCF robot plugs in through the names."""
+    """Everything the environment needs; any floating-base MJCF robot plugs in through the names.
 
-    model_path: str = "assets/scene.xml"  # relative paths resolve against this file's folder
+    Each field declares its allowed values (config.bounded / span / one_of); config.check tests
+    them and `relations` before any model is loaded. The model's own requirements are tested when
+    it loads (load_model, _resolve_names): see README, "Bring your own robot".
+    """
+
+    # Relative: from the working directory, else the repository; in a config file, from its folder.
+    model_path: str = file_path("assets/scene.xml")
     actuators: tuple[str, ...] = (
         "right_hip_pitch", "right_hip_roll", "right_knee_pitch", "right_ankle_pitch",
         "left_hip_pitch", "left_hip_roll", "left_knee_pitch", "left_ankle_pitch", "waist_yaw",
-    )  # fmt: skip
+    )  # fmt: skip  # position servos (gear 1), in the policy's action order
     joints: tuple[str, ...] = ()  # joint driven by each actuator; empty = same names as actuators
     root_body: str = "waist"  # the body with the free joint
     torso_body: str = "torso"  # gets the torso mass offset
     imu_site: str = "imu"
-    feet_sites: tuple[str, ...] = ("left_foot", "right_foot")
+    feet_sites: tuple[str, ...] = ("left_foot", "right_foot")  # at the bottom of each foot
     sole_geoms: tuple[str, ...] = (
         "left_sole_front", "left_sole_back", "right_sole_front", "right_sole_back",
     )  # fmt: skip  # grouped per foot, in feet_sites order
-    home_keyframe: str = "home"
+    home_keyframe: str = "home"  # standing, feet on the floor
     # Physics: chosen by benchmarks/solver_sweep.py (see README).
-    ctrl_dt: float = 0.02
-    sim_dt: float = 0.005
-    solver: str = "cg"  # "cg" or "newton"
-    iterations: int = 4
-    ls_iterations: int = 4
+    ctrl_dt: float = bounded(0.02, gt=0)
+    sim_dt: float = bounded(0.005, gt=0)  # ctrl_dt must be a whole number of these
+    solver: str = one_of("cg", ("cg", "newton"))
+    iterations: int = bounded(4, ge=1)
+    ls_iterations: int = bounded(4, ge=1)
     # Control.
-    action_scale: float = 0.3  # rad per unit action around the home pose
-    action_filter_alpha: float = 1.0  # weight of the new action in a low-pass filter; 1 = off
-    max_action_delay: int = 1  # size of the action buffer; sampled delay comes from randomization
-    episode_length: int = 500  # control steps (truncation)
+    action_scale: float = bounded(0.3, gt=0)  # rad per unit action around the home pose
+    # Weight of the new action in a low-pass filter; 1 = off.
+    action_filter_alpha: float = bounded(1.0, gt=0, le=1)
+    # Size of the action buffer; the delay of an episode comes from randomization.action_delay.
+    max_action_delay: int = bounded(1, ge=0)
+    episode_length: int = bounded(500, ge=1)  # control steps (truncation)
     # Task.
-    lin_vel_x: tuple[float, float] = (0.0, 0.5)
-    lin_vel_y: tuple[float, float] = (0.0, 0.0)
-    ang_vel_yaw: tuple[float, float] = (0.0, 0.0)
-    zero_command_prob: float = 0.1  # fraction of commands that are "stand still"
-    command_resample_seconds: float = 5.0
-    gait_frequency: float = 1.5  # Hz of the phase clock
-    tracking_sigma: float = 0.1
-    base_height_target: float = 0.46
-    swing_height: float = 0.04  # m, peak foot height the feet_phase term asks for
-    feet_air_time_target: float = 0.25  # s
-    contact_height: float = 0.005  # m above the floor at which a sole counts as touching
-    soft_joint_limit: float = 0.95  # fraction of the joint range free of the joint_limits cost
+    lin_vel_x: tuple[float, float] = span((0.0, 0.5))
+    lin_vel_y: tuple[float, float] = span((0.0, 0.0))
+    ang_vel_yaw: tuple[float, float] = span((0.0, 0.0))
+    zero_command_prob: float = bounded(0.1, ge=0, le=1)  # fraction of "stand still" commands
+    command_resample_seconds: float = bounded(5.0, gt=0)
+    gait_frequency: float = bounded(1.5, ge=0)  # Hz of the phase clock
+    tracking_sigma: float = bounded(0.1, gt=0)
+    base_height_target: float = bounded(0.46, gt=0)
+    swing_height: float = bounded(0.04, ge=0)  # m, peak foot height the feet_phase term asks for
+    feet_air_time_target: float = bounded(0.25, ge=0)  # s
+    # m above the floor at which a sole counts as touching.
+    contact_height: float = bounded(0.005, ge=0)
+    # Fraction of the joint range free of the joint_limits cost.
+    soft_joint_limit: float = bounded(0.95, gt=0, le=1)
     # Termination.
     min_base_height: float = 0.20
     max_base_height: float = 0.70
-    max_tilt: float = 0.8  # rad, |roll| or |pitch|
-    reward_scales: RewardScales = RewardScales()
+    max_tilt: float = bounded(0.8, gt=0)  # rad, |roll| or |pitch|
+    reward_scales: RewardScales = RewardScales()  # any sign
     randomization: Randomization = Randomization()
     noise: Noise = Noise()
+
+    def relations(self) -> list[tuple[str, bool, str]]:
+        """Conditions between fields, for config.check: (key, holds, what is wrong)."""
+        substeps = round(self.ctrl_dt / self.sim_dt)
+        delay = self.randomization.action_delay
+        return [
+            ("ctrl_dt", substeps >= 1 and abs(substeps * self.sim_dt - self.ctrl_dt) < 1e-9,
+             f"{self.ctrl_dt} is not a multiple of sim_dt {self.sim_dt}"),
+            ("randomization.action_delay", delay[1] <= self.max_action_delay,
+             f"{delay} must lie in 0..max_action_delay ({self.max_action_delay})"),
+            ("min_base_height", self.min_base_height < self.max_base_height,
+             f"{self.min_base_height} is not below max_base_height {self.max_base_height}"),
+        ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,17 +287,13 @@ class WildRobotEnv:
         self.nu = len(config.actuators)
         self.nfeet = len(config.feet_sites)
         self.n_substeps = int(round(config.ctrl_dt / mj_model.opt.timestep))
-        self._check_ranges()
         self.model = mjx.put_model(mj_model)
         self._data0 = mjx.make_data(self.model)
         # The home pose's kinematics do not depend on the randomized parameters, so reset can start
         # from one precomputed MuJoCo forward pass instead of an MJX one per reset.
-        home = mujoco.MjData(mj_model)
-        mujoco.mj_resetDataKeyframe(mj_model, home, mj_model.key(config.home_keyframe).id)
-        mujoco.mj_forward(mj_model, home)
-        self._home_data = jax.tree.map(
-            lambda x, y: jnp.asarray(x, y.dtype), mjx.put_data(mj_model, home), self._data0
-        )
+        home = mj_model.key(config.home_keyframe)
+        self.home_data = self.forward_states(home.qpos[None], home.qvel[None])
+        self.home_data = jax.tree.map(lambda x: x[0], self.home_data)
 
         key = mj_model.key(config.home_keyframe)
         self.home_qpos = jnp.asarray(key.qpos, jnp.float32)
@@ -308,21 +334,21 @@ class WildRobotEnv:
         self.critic_obs_size = self.critic_layout.size
         self.action_size = n
 
-    def _check_ranges(self) -> None:
-        c, r = self.config, self.config.randomization
-        for f in dataclasses.fields(r):
-            lo, hi = getattr(r, f.name)
-            if lo > hi:
-                raise ConfigError(f"randomization.{f.name} has lo {lo} > hi {hi}")
-        if not 0 <= r.action_delay[0] <= r.action_delay[1] <= c.max_action_delay:
-            raise ConfigError(
-                f"randomization.action_delay {r.action_delay} must lie in 0..max_action_delay "
-                f"({c.max_action_delay})"
-            )
-        if abs(self.n_substeps * self.mj_model.opt.timestep - c.ctrl_dt) > 1e-9:
-            raise ConfigError(f"ctrl_dt {c.ctrl_dt} is not a multiple of sim_dt {c.sim_dt}")
-        if not 0.0 < c.action_filter_alpha <= 1.0:
-            raise ConfigError(f"action_filter_alpha {c.action_filter_alpha} must be in (0, 1]")
+    def forward_states(self, qpos: np.ndarray, qvel: np.ndarray) -> mjx.Data:
+        """MJX data of poses (T, nq) with velocities (T, nv), stacked: starts for `reset_to`.
+
+        One MuJoCo (C) forward pass per pose at the nominal model, done once, not per reset; the
+        servos hold the pose (their targets are its joint angles).
+        """
+        mj_data = mujoco.MjData(self.mj_model)
+        frames = []
+        for q, v in zip(np.asarray(qpos), np.asarray(qvel), strict=True):
+            mj_data.qpos[:], mj_data.qvel[:] = q, v
+            mj_data.ctrl[self.ids.actuators] = q[self.ids.qpos]
+            mujoco.mj_forward(self.mj_model, mj_data)
+            data = mjx.put_data(self.mj_model, mj_data)
+            frames.append(jax.tree.map(lambda x, y: np.asarray(x, y.dtype), data, self._data0))
+        return jax.tree.map(lambda *x: jnp.asarray(np.stack(x)), *frames)
 
     # -- randomization ----------------------------------------------------------------------
 
@@ -371,19 +397,31 @@ class WildRobotEnv:
 
     def reset(self, key: jax.Array) -> State:
         """A robot standing in the home pose with a fresh command, clock and randomization."""
+        return self.reset_to(key, self.home_data)
+
+    def reset_to(self, key: jax.Array, data: mjx.Data, phase: jax.Array | None = None) -> State:
+        """`reset`, but starting from `data` (e.g. a reference frame from `forward_states`).
+
+        The servos start at the pose's joint angles (the action that maps to them, held by the
+        filter and delay line), so a mid-stride start is not yanked towards home. The gait clock
+        starts at `phase` (rad), or at random.
+        """
         c = self.config
         rng, k_params, k_cmd, k_push, k_phase, k_obs = jax.random.split(key, 6)
         params = self.sample_params(k_params)
-        data = self._home_data.replace(ctrl=self._ctrl(jnp.zeros(self.nu), params))
-        zeros = jnp.zeros(self.nu)
+        joints = data.qpos[self.ids.qpos]
+        start = jnp.clip((joints - self.home_joints) / c.action_scale, -1.0, 1.0)  # 0 at home
+        data = data.replace(ctrl=self._ctrl(start, params))
+        if phase is None:
+            phase = jax.random.uniform(k_phase, (), jnp.float32, 0.0, 2 * jnp.pi)
         info = EnvInfo(
             rng=rng,
             step=jnp.zeros((), jnp.int32),
             command=self.sample_command(k_cmd),
-            phase=jax.random.uniform(k_phase, (), jnp.float32, 0.0, 2 * jnp.pi),
-            last_action=zeros,
-            filtered_action=zeros,
-            action_buffer=jnp.zeros((c.max_action_delay + 1, self.nu)),
+            phase=jnp.asarray(phase, jnp.float32),
+            last_action=start,
+            filtered_action=start,
+            action_buffer=jnp.broadcast_to(start, (c.max_action_delay + 1, self.nu)),
             feet_air_time=jnp.zeros(self.nfeet),
             last_contact=jnp.ones(self.nfeet, bool),
             feet_pos=data.site_xpos[self.ids.feet],
@@ -420,7 +458,7 @@ class WildRobotEnv:
 
         # -- push: a random horizontal velocity kick at random intervals --------------------
         push = info.push_countdown <= 0
-        angle = jax.random.uniform(k_push, (), jnp.float32, 0.0, 2 * jnp.pi)
+        angle, next_countdown = self.sample_push(k_push)
         kick = info.params.push_speed * jnp.stack([jnp.cos(angle), jnp.sin(angle)]) * push
         qvel = state.data.qvel.at[:2].add(kick)
         data = state.data.replace(qvel=qvel, ctrl=self._ctrl(applied, info.params))
@@ -451,7 +489,7 @@ class WildRobotEnv:
             phase=phase,
             filtered_action=filtered,
             action_buffer=buffer,
-            push_countdown=jnp.where(push, self._push_countdown(k_push), info.push_countdown - 1),
+            push_countdown=jnp.where(push, next_countdown, info.push_countdown - 1),
         )
         sensed = self._sense(new_data, info)
 
@@ -464,7 +502,10 @@ class WildRobotEnv:
 
         terms, info = self._reward_terms(sensed, info, action, terminated)
         scales = c.reward_scales
-        rewards = {k: v * getattr(scales, k) * c.ctrl_dt * finite for k, v in terms.items()}
+        # A blow-up scores nothing but its termination: it must cost what a fall costs, or the
+        # policy would learn that breaking the physics is the cheaper way out.
+        valid = {k: finite | (k == "termination") for k in terms}
+        rewards = {k: v * getattr(scales, k) * c.ctrl_dt * valid[k] for k, v in terms.items()}
         reward = sum(rewards.values())
         info = info.replace(last_action=action, feet_pos=sensed["feet_pos"])
         obs, critic_obs = self._observe(sensed, info, k_obs)
@@ -497,6 +538,12 @@ class WildRobotEnv:
             [_uniform(k_x, c.lin_vel_x), _uniform(k_y, c.lin_vel_y), _uniform(k_yaw, c.ang_vel_yaw)]
         )
         return jnp.where(jax.random.uniform(k_zero) < c.zero_command_prob, 0.0, command)
+
+    def sample_push(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """A push direction (rad) and the control steps to the push after it, independent."""
+        k_angle, k_interval = jax.random.split(key)
+        angle = jax.random.uniform(k_angle, (), jnp.float32, 0.0, 2 * jnp.pi)
+        return angle, self._push_countdown(k_interval)
 
     def _push_countdown(self, key: jax.Array) -> jax.Array:
         seconds = _uniform(key, self.config.randomization.push_interval)
@@ -679,17 +726,21 @@ def resolve_path(path: str) -> str:
 
 
 def load_model(config: EnvConfig) -> mujoco.MjModel:
-    """Load the MJCF file and apply the configured physics options; errors name the file."""
+    """Check the config, load the MJCF file, apply the physics options; errors name the culprit."""
+    check(config)
     path = resolve_path(config.model_path)
     if not os.path.isfile(path):
-        raise ConfigError(f"model file not found: '{config.model_path}' (looked at {path})")
+        raise ConfigError(
+            f"model file not found: '{config.model_path}' (looked at {path}; a relative path is "
+            "looked for next to the config file that sets it, then from the working directory, "
+            "then in the repository)"
+        )
     try:
         model = mujoco.MjModel.from_xml_path(path)
     except ValueError as e:
-        raise ConfigError(f"malformed model file '{path}': {e}") from None
+        message = "; ".join(str(e).splitlines())  # MuJoCo's parser reports on several lines
+        raise ConfigError(f"malformed model file '{path}': {message}") from None
     solvers = {"cg": mujoco.mjtSolver.mjSOL_CG, "newton": mujoco.mjtSolver.mjSOL_NEWTON}
-    if config.solver not in solvers:
-        raise ConfigError(f"solver '{config.solver}' is not one of {sorted(solvers)}")
     model.opt.timestep = config.sim_dt
     model.opt.solver = solvers[config.solver]
     model.opt.iterations = config.iterations
@@ -698,8 +749,24 @@ def load_model(config: EnvConfig) -> mujoco.MjModel:
     return model
 
 
+# What to add to a model that lacks a kind of element altogether, or has it only without names.
+MISSING = {
+    "actuator": '<position name="left_knee" joint="left_knee" kp="20" kv="0.5"/> in <actuator>, '
+    "one per servo",
+    "keyframe": '<key name="home" qpos="..."/> in <keyframe>, standing with the feet on the floor '
+    "(qpos: root x y z, quaternion w x y z, then the joints in tree order)",
+}
+HOME_TOLERANCE = 0.02  # m: how far from the floor a sole or foot site may be in the home pose
+
+
 def _resolve_names(m: mujoco.MjModel, config: EnvConfig) -> ModelIds:
-    """Map every configured name to a model id, naming the first one the model lacks."""
+    """Map every configured name to a model id and check what env.py needs of the model.
+
+    Position servos (gain kp = -bias, gear 1) on hinge or slide joints, the root body carrying
+    the first, free joint, colliding sole geoms on their foot, and a home keyframe standing on
+    the floor. The first problem raises ConfigError naming the element and what to do.
+    """
+    path = config.model_path
 
     def lookup(kind: str, obj: mujoco.mjtObj, name: str) -> int:
         i = mujoco.mj_name2id(m, obj, name)
@@ -707,45 +774,136 @@ def _resolve_names(m: mujoco.MjModel, config: EnvConfig) -> ModelIds:
             have = [mujoco.mj_id2name(m, obj, j) for j in range(_count(m, kind))]
             close = difflib.get_close_matches(name, [h for h in have if h], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{kind} '{name}' is not in model '{config.model_path}'{hint}")
+            if kind in MISSING and have and not any(have):
+                hint = f": its {kind}s have no names; name them like {MISSING[kind]}"
+            elif kind in MISSING and not have:
+                hint = f": it has no {kind}s; add {MISSING[kind]}"
+            raise ConfigError(f"{kind} '{name}' is not in model '{path}'{hint}")
         return i
 
+    if not config.actuators:
+        raise ConfigError("no actuators configured: name the servos the policy drives")
     actuators = [lookup("actuator", mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in config.actuators]
     joint_names = config.joints or config.actuators
     if len(joint_names) != len(actuators):
         raise ConfigError(f"{len(joint_names)} joints configured for {len(actuators)} actuators")
     joints = [lookup("joint", mujoco.mjtObj.mjOBJ_JOINT, j) for j in joint_names]
     for a, j, name in zip(actuators, joints, joint_names, strict=True):
+        _check_servo(m, a, path)
         if m.actuator_trnid[a, 0] != j:
             actuator = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a)
             raise ConfigError(f"actuator '{actuator}' does not drive joint '{name}'")
+        if int(m.jnt_type[j]) not in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+            raise ConfigError(f"joint '{name}' in '{path}' is not a hinge or slide joint")
     root = lookup("body", mujoco.mjtObj.mjOBJ_BODY, config.root_body)
     free = [j for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
     if not free or m.jnt_bodyid[free[0]] != root or m.jnt_qposadr[free[0]] != 0:
         raise ConfigError(
-            f"root body '{config.root_body}' must carry the model's first, free joint"
+            f"root body '{config.root_body}' must carry the model's first, free joint: in "
+            f"'{path}', give it <freejoint/> and no other body a joint before it"
         )
-    lookup("keyframe", mujoco.mjtObj.mjOBJ_KEY, config.home_keyframe)
+    torso = lookup("body", mujoco.mjtObj.mjOBJ_BODY, config.torso_body)
+    lightest = (
+        m.body_mass[torso] * config.randomization.link_mass_scale[0]
+        + config.randomization.torso_mass_offset[0]
+    )
+    if lightest <= 0:
+        raise ConfigError(
+            f"randomization.torso_mass_offset {config.randomization.torso_mass_offset} can "
+            f"leave torso_body '{config.torso_body}' ({m.body_mass[torso]:.3f} kg) without mass"
+        )
+    key = lookup("keyframe", mujoco.mjtObj.mjOBJ_KEY, config.home_keyframe)
     imu = lookup("site", mujoco.mjtObj.mjOBJ_SITE, config.imu_site)
     feet = [lookup("site", mujoco.mjtObj.mjOBJ_SITE, s) for s in config.feet_sites]
     soles = [lookup("geom", mujoco.mjtObj.mjOBJ_GEOM, g) for g in config.sole_geoms]
     if not feet or len(soles) % len(feet):
         raise ConfigError(f"{len(soles)} sole geoms do not split evenly over {len(feet)} feet")
-    colliding = np.nonzero(m.geom_contype | m.geom_conaffinity)[0]
-    return ModelIds(
+    per_foot = len(soles) // len(feet)
+    for i, (g, name) in enumerate(zip(soles, config.sole_geoms, strict=True)):
+        site = config.feet_sites[i // per_foot]
+        if not _below(m, m.geom_bodyid[g], m.site_bodyid[feet[i // per_foot]]):
+            raise ConfigError(
+                f"sole geom '{name}' is not on the foot of site '{site}' in '{path}': list "
+                f"sole_geoms grouped per foot ({per_foot} each), in feet_sites order"
+            )
+        if not m.geom_contype[g] | m.geom_conaffinity[g]:
+            raise ConfigError(f"sole geom '{name}' in '{path}' collides with nothing")
+    ids = ModelIds(
         actuators=np.array(actuators),
         joints=np.array(joints),
         qpos=m.jnt_qposadr[joints],
         qvel=m.jnt_dofadr[joints],
         dofs=m.jnt_dofadr[joints],
         root=root,
-        torso=lookup("body", mujoco.mjtObj.mjOBJ_BODY, config.torso_body),
+        torso=torso,
         imu=imu,
         imu_body=int(m.site_bodyid[imu]),
         feet=np.array(feet),
         soles=np.array(soles),
-        friction_geoms=colliding,
+        friction_geoms=np.nonzero(m.geom_contype | m.geom_conaffinity)[0],
     )
+    _check_home(m, key, ids, config)
+    return ids
+
+
+def _check_servo(m: mujoco.MjModel, a: int, path: str) -> None:
+    """Actuator `a` is a position servo, force = kp (target - q) - kv qdot, on its joint alone.
+
+    env.py sends joint-angle targets and randomizes kp and kv in exactly these parameters, so any
+    other actuator (a <motor>, a <velocity>, a gear) would silently become something else.
+    """
+    name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a)
+    kp, bias = m.actuator_gainprm[a, 0], m.actuator_biasprm[a]
+    servo = (
+        int(m.actuator_gaintype[a]) == mujoco.mjtGain.mjGAIN_FIXED
+        and int(m.actuator_biastype[a]) == mujoco.mjtBias.mjBIAS_AFFINE
+        and kp > 0
+        and bias[0] == 0
+        and bias[1] == -kp
+    )
+    if not servo:
+        raise ConfigError(
+            f"actuator '{name}' in '{path}' is not a position servo (gain kp > 0, bias 0 -kp "
+            f'-kv): use <position name="{name}" joint="..." kp="..." kv="..."/>'
+        )
+    if int(m.actuator_trntype[a]) != mujoco.mjtTrn.mjTRN_JOINT:
+        raise ConfigError(f"actuator '{name}' in '{path}' does not act on a joint")
+    if list(m.actuator_gear[a]) != [1, 0, 0, 0, 0, 0]:
+        raise ConfigError(
+            f"actuator '{name}' in '{path}' has gear {m.actuator_gear[a, 0]:g}: its target must "
+            "be the joint angle, so remove gear (1)"
+        )
+
+
+def _below(m: mujoco.MjModel, body: int, ancestor: int) -> bool:
+    """Whether `body` is `ancestor` or in its subtree."""
+    while body != ancestor and body != 0:
+        body = m.body_parentid[body]
+    return body == ancestor
+
+
+def _check_home(m: mujoco.MjModel, key: int, ids: ModelIds, config: EnvConfig) -> None:
+    """In the home keyframe every sole's lowest point and every foot site are on the floor (z 0).
+
+    Heights, contacts and the swing-foot reward are measured from z = 0, and episodes start here.
+    """
+    d = mujoco.MjData(m)
+    mujoco.mj_resetDataKeyframe(m, d, key)
+    mujoco.mj_forward(m, d)
+    where = f"in keyframe '{config.home_keyframe}' of '{config.model_path}'"
+    sole_z = d.geom_xpos[ids.soles, 2] - _sole_thickness(m, ids.soles, config)
+    for name, z in zip(config.sole_geoms, sole_z, strict=True):
+        if abs(z) > HOME_TOLERANCE:
+            raise ConfigError(
+                f"{where}, sole geom '{name}' is {z:.3f} m above the floor: the home pose must "
+                "stand with the soles on the floor (z = 0; the root height is qpos[2])"
+            )
+    for name, z in zip(config.feet_sites, d.site_xpos[ids.feet, 2], strict=True):
+        if abs(z) > HOME_TOLERANCE:
+            raise ConfigError(
+                f"{where}, foot site '{name}' is {z:.3f} m above the floor: put each foot site "
+                "at the bottom of its foot, level with the sole"
+            )
 
 
 def _sole_thickness(m: mujoco.MjModel, soles: np.ndarray, config: EnvConfig) -> np.ndarray:
@@ -776,13 +934,24 @@ def _fields(dc: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def load_env_config(path: str | None = None) -> EnvConfig:
+    """EnvConfig from the [env] section of a training config file (and the files it extends)."""
+    config = load_file(EnvConfig(), path, section="env") if path else EnvConfig()
+    check(config)
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="a training config (TOML/JSON); its [env] section is used")
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--steps", type=int, default=50, help="control steps per timed call")
     args = parser.parse_args()
 
-    env = WildRobotEnv()
+    try:
+        env = WildRobotEnv(load_env_config(args.config))
+    except ConfigError as e:
+        parser.error(str(e))
     print(f"model {env.config.model_path}: {env.nu} actuators, {env.n_substeps} substeps/control")
     print(f"actor obs {env.obs_size}, critic obs {env.critic_obs_size}")
 

@@ -12,12 +12,12 @@ import argparse
 import os
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
 import ppo
+from config import ConfigError
 from env import WildRobotEnv
-from wrappers import RunningStats
+from wrappers import RunningStats, normalizer_scale
 
 
 def actor_layers(actor_vars: Any) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -31,7 +31,6 @@ def write_npz(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: RunningS
     """The deploy.py policy file: weights, normalizer and the control loop's constants."""
     env = WildRobotEnv(config.env)
     layers = actor_layers(actor_vars)
-    std = np.asarray(jnp.where(stats.count > 1, stats.std, 1.0))
     arrays = {f"kernel_{i}": k for i, (k, _) in enumerate(layers)}
     arrays |= {f"bias_{i}": b for i, (_, b) in enumerate(layers)}
     np.savez(
@@ -39,7 +38,7 @@ def write_npz(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: RunningS
         num_layers=len(layers),
         activation=config.activation,
         obs_mean=np.asarray(stats.mean),
-        obs_std=np.maximum(std, 1e-6),
+        obs_std=np.asarray(normalizer_scale(stats)),
         obs_names=[n for n, _ in env.actor_layout.pieces],
         obs_sizes=[s for _, s in env.actor_layout.pieces],
         actuators=list(config.env.actuators),
@@ -70,15 +69,38 @@ def write_onnx(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: Running
     onnx.save_model(model, path)
 
 
-def main() -> None:
+def load_checked(path: str, seed: int = 0) -> tuple[ppo.PPOConfig, Any, RunningStats]:
+    """ppo.load_policy_params, and a check that the network fits its config's robot.
+
+    A policy whose input or output size differs from the config's observation or action size
+    would run until the robot's first step; ConfigError instead, naming the file.
+    """
+    config, actor_vars, stats = ppo.load_policy_params(path, seed)
+    env = WildRobotEnv(config.env)
+    layers = actor_layers(actor_vars)
+    inputs, outputs = layers[0][0].shape[0], layers[-1][0].shape[1]
+    sizes = (inputs, outputs, np.shape(stats.mean))
+    if sizes != (env.obs_size, env.action_size, (env.obs_size,)):
+        raise ConfigError(
+            f"policy '{path}' maps {inputs} observations (normalizer: {np.shape(stats.mean)}) to "
+            f"{outputs} actions, but the robot of its config has {env.obs_size} observations and "
+            f"{env.action_size} actions: was it trained with other code or another config?"
+        )
+    return config, actor_vars, stats
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="a checkpoint or policy file written by ppo.py")
     parser.add_argument("--out", required=True, help="output path without extension")
     parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run")
     parser.add_argument("--no-onnx", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    config, actor_vars, stats = ppo.load_policy_params(args.checkpoint, args.seed)
+    try:  # everything is checked before anything is written
+        config, actor_vars, stats = load_checked(args.checkpoint, args.seed)
+    except ConfigError as e:
+        raise SystemExit(f"export.py: error: {e}") from None
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_npz(args.out + ".npz", config, actor_vars, stats)
     print(f"wrote {args.out}.npz")

@@ -33,9 +33,9 @@ import numpy as np
 
 import export
 import ppo
-from config import override
+from config import ConfigError, override
 from deploy import Controller
-from env import EnvConfig, WildRobotEnv, load_model
+from env import EnvConfig, WildRobotEnv, _sole_thickness, load_model
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
 
@@ -52,7 +52,7 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
     steps = config.episode_length
     cmds = jnp.repeat(jnp.asarray(commands, jnp.float32), episodes)
     cmds = jnp.stack([cmds, jnp.zeros_like(cmds), jnp.zeros_like(cmds)], axis=1)
-    contact = env.critic_layout.slice("foot_contact")
+    sole_contact = env.critic_layout.slice("foot_contact")
     feet_vel = env.critic_layout.slice("feet_vel")
 
     @jax.jit
@@ -63,20 +63,18 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
         def body(carry, _):
             state, alive = carry
             state = jax.vmap(env.step)(state, policy(state.obs))
-            speed = jnp.linalg.norm(
-                state.critic_obs[:, feet_vel].reshape(-1, env.nfeet, 3), axis=-1
-            )
-            touching = state.critic_obs[:, contact].reshape(-1, env.nfeet, 2).max(-1)
+            alive = alive & ~state.terminated
             force = state.data.actuator_force[:, env.ids.actuators]
+            obs = state.critic_obs
             out = {
                 "alive": alive,
                 "vel_err": jnp.abs(state.metrics["forward_velocity"] - cmds[:, 0]),
                 "torque": jnp.abs(force).mean(-1),
                 "torque_max": jnp.abs(force).max(-1),
                 "power": jnp.abs(force * state.data.qvel[:, env.ids.qvel]).sum(-1),
-                "slip": (speed * touching).sum(-1) / jnp.maximum(touching.sum(-1), 1.0),
+                "slip": foot_slip(obs[:, feet_vel], obs[:, sole_contact], env.nfeet),
             }
-            return (state, alive & ~state.terminated), out
+            return (state, alive), out
 
         alive0 = jnp.ones(cmds.shape[0], bool)
         return jax.lax.scan(body, (state, alive0), None, steps)[1]
@@ -105,9 +103,15 @@ def mujoco_model(env_config: EnvConfig) -> mujoco.MjModel:
 
 
 class MujocoRobot:
-    """Plain MuJoCo simulation read the way the robot reads its sensors."""
+    """Plain MuJoCo simulation read the way the robot reads its sensors, with servo latency."""
 
-    def __init__(self, env_config: EnvConfig, noise: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        env_config: EnvConfig,
+        noise: bool = True,
+        seed: int = 0,
+        action_delay: int | None = None,
+    ):
         self.config = env_config
         self.model = mujoco_model(env_config)
         self.data = mujoco.MjData(self.model)
@@ -118,14 +122,25 @@ class MujocoRobot:
         self.actuators = [m.actuator(a).id for a in env_config.actuators]
         self.imu = m.site(env_config.imu_site).id
         self.root = m.body(env_config.root_body).id
+        self.feet = [m.site(s).id for s in env_config.feet_sites]
+        self.soles = np.array([m.geom(g).id for g in env_config.sole_geoms])
+        self.sole_thickness = _sole_thickness(m, self.soles, env_config)
         self.substeps = int(round(env_config.ctrl_dt / m.opt.timestep))
         self.noise = env_config.noise if noise else None
         self.rng = np.random.default_rng(seed)
+        # Control steps between a command and the servos: the real robot's latency, simulated here
+        # (deploy.py never adds any); by default the worst case the policy was trained with.
+        delay = env_config.randomization.action_delay[1] if action_delay is None else action_delay
+        self.action_delay = delay
 
     def reset(self) -> None:
         key = self.model.key(self.config.home_keyframe).id
         mujoco.mj_resetDataKeyframe(self.model, self.data, key)
         mujoco.mj_forward(self.model, self.data)
+        # The servos hold the home pose until the first delayed target arrives (as in env.py).
+        lo, hi = self.model.jnt_range[self.joints].T
+        self.pending = [np.clip(self.data.qpos[self.qadr], lo, hi)] * self.action_delay
+        self.feet_pos = self.data.site_xpos[self.feet].copy()
 
     def sensors(self):
         """IMU quaternion and gyro, joint encoders: what the robot's drivers report."""
@@ -144,9 +159,22 @@ class MujocoRobot:
         return quat, gyro, q, qd
 
     def apply(self, targets: np.ndarray) -> None:
-        self.data.ctrl[self.actuators] = targets
+        """Send servo targets; they take effect `action_delay` control steps later."""
+        self.pending.append(np.asarray(targets))
+        self.data.ctrl[self.actuators] = self.pending.pop(0)
+        self.last_feet_pos = self.feet_pos
         for _ in range(self.substeps):
             mujoco.mj_step(self.model, self.data)
+        self.feet_pos = self.data.site_xpos[self.feet].copy()
+
+    def feet_vel(self) -> np.ndarray:
+        """(nfeet * 3,) foot site velocities over the last control step, as env.py measures them."""
+        return ((self.feet_pos - self.last_feet_pos) / self.config.ctrl_dt).reshape(-1)
+
+    def sole_contact(self) -> np.ndarray:
+        """Per sole geom: its lowest point within contact_height of the floor, as in env.py."""
+        sole_z = self.data.geom_xpos[self.soles, 2] - self.sole_thickness
+        return sole_z < self.config.contact_height
 
     def forward_velocity(self) -> float:
         rot = self.data.xmat[self.root].reshape(3, 3)
@@ -181,7 +209,7 @@ def run_mujoco_episode(robot: MujocoRobot, ctrl: Controller, command, phase: flo
         rows["torque"].append(np.abs(force).mean())
         rows["torque_max"].append(np.abs(force).max())
         rows["power"].append(np.abs(force * robot.data.qvel[robot.vadr]).sum())
-        rows["slip"].append(foot_slip(robot))
+        rows["slip"].append(foot_slip(robot.feet_vel(), robot.sole_contact(), len(robot.feet)))
         if frames is not None:
             frames(robot)
         if not alive:
@@ -189,16 +217,17 @@ def run_mujoco_episode(robot: MujocoRobot, ctrl: Controller, command, phase: flo
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-def foot_slip(robot: MujocoRobot) -> float:
-    """Mean horizontal speed of the feet that touch the floor (m/s)."""
-    m, d, speeds = robot.model, robot.data, []
-    vel = np.zeros(6)
-    for site in robot.config.feet_sites:
-        sid = m.site(site).id
-        if d.site_xpos[sid][2] < 0.01 + robot.config.contact_height:
-            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_SITE, sid, vel, 0)
-            speeds.append(np.linalg.norm(vel[3:5]))
-    return float(np.mean(speeds)) if speeds else 0.0
+def foot_slip(feet_vel, sole_contact, nfeet: int):
+    """Mean horizontal speed (m/s) of the feet touching the floor, 0 if none; NumPy or JAX.
+
+    feet_vel (..., nfeet * 3): foot site velocity over the last control step (finite differences);
+    sole_contact (..., nsoles): soles grouped per foot; a foot touches if any of its soles does.
+    Both evaluations measure slip through this one definition.
+    """
+    batch = sole_contact.shape[:-1]
+    touching = sole_contact.reshape(batch + (nfeet, -1)).max(-1)
+    speed = (feet_vel.reshape(batch + (nfeet, 3))[..., :2] ** 2).sum(-1) ** 0.5
+    return (speed * touching).sum(-1) / touching.sum(-1).clip(min=1)
 
 
 def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes: int, seed=0):
@@ -317,7 +346,7 @@ def plot_tracking(ep: dict[str, np.ndarray], command, dt: float, path: str) -> N
     print(f"wrote {path}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("policy", help="checkpoint or policy file written by ppo.py")
     parser.add_argument("--commands", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
@@ -326,13 +355,16 @@ def main() -> None:
     parser.add_argument("--video", help="write a GIF of the robot walking (plain MuJoCo)")
     parser.add_argument("--plot", help="write a PNG of velocity tracking (plain MuJoCo)")
     parser.add_argument("--video-command", type=float, default=0.3)
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run")
+    args = parser.parse_args(argv)
 
-    config, actor_vars, stats = ppo.load_policy_params(args.policy)
+    try:
+        config, actor_vars, stats = export.load_checked(args.policy, args.seed)
+    except ConfigError as e:
+        raise SystemExit(f"play.py: error: {e}") from None
     with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX
         export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
         ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
-    ctrl.delay = config.env.randomization.action_delay[1]  # the real robot's latency, worst case
     if "jax" not in args.skip:
         policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
         rows = evaluate_jax(config.env, policy, args.commands, args.episodes)

@@ -16,12 +16,10 @@ then `action = policy(state.obs)`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,12 +27,20 @@ import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from flax import serialization, struct
+from flax import struct
 
+import driver
 import runs
-from config import ConfigError, override, parse_overrides, read_file
+from config import (
+    ConfigError,
+    bounded,
+    check,
+    load_file,
+    one_of,
+    override,
+    parse_overrides,
+)
 from wrappers import (
     EpisodeStats,
     RunningStats,
@@ -53,35 +59,42 @@ DEFAULT_CONFIG = os.path.join(ROOT, "configs", "wildrobot_walk.toml")
 # Configuration
 # ---------------------------------------------------------------------------------------------
 
+ACTIVATIONS = {"elu": nn.elu, "relu": nn.relu, "tanh": nn.tanh, "silu": nn.silu}
+
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO hyperparameters and the environment they train; configs/*.toml may set any field."""
+    """PPO hyperparameters and the environment they train; configs/*.toml may set any field.
+
+    Each field declares its allowed values (config.bounded / one_of); `check_config` tests them.
+    """
 
     name: str = "wildrobot_walk"  # run directory prefix
-    seed: int = 0  # seed i of num_seeds trains from split(PRNGKey(seed), num_seeds)[i]
-    num_seeds: int = 1  # independent runs trained side by side in one program (vmap)
-    total_steps: int = 50_000_000  # env steps per seed, rounded up to whole chunks
-    num_envs: int = 1024  # parallel environments per seed
-    unroll_length: int = 32  # control steps per env per update
-    num_epochs: int = 2  # passes over each rollout
-    num_minibatches: int = 8  # per epoch; batch_size = num_envs * unroll_length
-    learning_rate: float = 3e-4  # Adam
+    # Seed i of num_seeds trains from split(PRNGKey(seed), num_seeds)[i]; PRNGKey keeps 32 bits.
+    seed: int = bounded(0, ge=0, le=2**32 - 1)
+    num_seeds: int = bounded(1, ge=1)  # independent runs side by side in one program (vmap)
+    total_steps: int = bounded(50_000_000, ge=1)  # env steps per seed, rounded up to whole chunks
+    num_envs: int = bounded(1024, ge=1)  # parallel environments per seed
+    unroll_length: int = bounded(32, ge=1)  # control steps per env per update
+    num_epochs: int = bounded(2, ge=1)  # passes over each rollout
+    num_minibatches: int = bounded(8, ge=1)  # per epoch; batch_size = num_envs * unroll_length
+    learning_rate: float = bounded(3e-4, gt=0)  # Adam
     anneal_lr: bool = False  # linearly to 0 over training
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2  # policy ratio clip, and value clip when clip_value_loss
+    gamma: float = bounded(0.99, ge=0, le=1)
+    gae_lambda: float = bounded(0.95, ge=0, le=1)
+    clip_eps: float = bounded(0.2, gt=0)  # policy ratio clip, and value clip when clip_value_loss
     clip_value_loss: bool = False
     normalize_advantages: bool = True  # per minibatch
-    value_coef: float = 0.5
-    entropy_coef: float = 0.005
-    max_grad_norm: float = 1.0  # global norm over actor and critic gradients
-    actor_hidden: tuple[int, ...] = (128, 128)
-    critic_hidden: tuple[int, ...] = (128, 128)
-    activation: str = "elu"  # a key of ACTIVATIONS
+    value_coef: float = bounded(0.5, ge=0)
+    entropy_coef: float = bounded(0.005, ge=0)
+    max_grad_norm: float = bounded(1.0, gt=0)  # global norm over actor and critic gradients
+    actor_hidden: tuple[int, ...] = bounded((128, 128), ge=1)  # units per hidden layer
+    critic_hidden: tuple[int, ...] = bounded((128, 128), ge=1)
+    activation: str = one_of("elu", ACTIVATIONS)
     init_log_std: float = -0.5  # the policy's initial exploration noise (std = exp)
-    updates_per_chunk: int = 5  # updates per jitted call: the cadence of logging
-    checkpoint_every: int = 50  # updates between checkpoints (at chunk ends); always at the end
+    updates_per_chunk: int = bounded(5, ge=1)  # updates per jitted call: the cadence of logging
+    # Updates between checkpoints (at chunk ends); always one at the end; 0: only at the end.
+    checkpoint_every: int = bounded(50, ge=0)
     env: Any = None  # the environment's own config dataclass ([env] in a file); see default_env
 
     @property
@@ -100,39 +113,37 @@ class PPOConfig:
     def num_updates(self) -> int:
         return self.num_chunks * self.updates_per_chunk
 
-
-ACTIVATIONS = {"elu": nn.elu, "relu": nn.relu, "tanh": nn.tanh, "silu": nn.silu}
+    def relations(self) -> list[tuple[str, bool, str]]:
+        """Conditions between fields, for config.check: (key, holds, what is wrong)."""
+        batch = self.batch_size
+        return [
+            ("num_minibatches", batch % self.num_minibatches == 0,
+             f"{self.num_minibatches} does not divide the batch of num_envs * unroll_length = "
+             f"{batch}"),
+        ]  # fmt: skip
 
 
 def check_config(config: PPOConfig) -> PPOConfig:
-    """Raise ConfigError naming the first inconsistent field; return the config unchanged."""
-    positive = ("num_seeds", "num_envs", "unroll_length", "num_epochs", "num_minibatches",
-                "updates_per_chunk", "total_steps")  # fmt: skip
-    for name in positive:
-        if getattr(config, name) < 1:
-            raise ConfigError(
-                f"config key '{name}' must be at least 1, got {getattr(config, name)}"
-            )
-    if config.batch_size % config.num_minibatches:
-        raise ConfigError(
-            f"num_minibatches {config.num_minibatches} does not divide the batch of "
-            f"num_envs * unroll_length = {config.batch_size}"
-        )
-    if config.activation not in ACTIVATIONS:
-        raise ConfigError(f"activation '{config.activation}' is not one of {sorted(ACTIVATIONS)}")
+    """Raise ConfigError naming the first field (env's included) out of bounds; else return it."""
+    check(config)
     return config
 
 
-def load_config(path: str | None = None, overrides: Any = (), env_config: Any = None) -> PPOConfig:
-    """PPOConfig from a TOML/JSON file plus `key=value` strings (or a dict); names any bad key.
+def load_config(
+    path: str | None = None, overrides: Any = (), env_config: Any = None, cls: type = PPOConfig
+) -> PPOConfig:
+    """PPOConfig (or a subclass, `cls`) from a TOML/JSON file plus `key=value` strings (or a
+    dict); names any bad key.
 
-    `env_config` is the environment's default config that [env] / `env.<field>` values override;
-    None means WildRobot's (see default_env).
+    The file may `extends = "base.toml"` another (config.load_file). `env_config` is the
+    environment's default config that [env] / `env.<field>` values override; None means
+    WildRobot's (see default_env). Every value is checked before this returns.
     """
-    config = PPOConfig(env=default_env_config() if env_config is None else env_config)
+    config = cls(env=default_env_config() if env_config is None else env_config)
     if path:
-        config = override(config, read_file(path))
-    return check_config(override(config, parse_overrides(overrides)))
+        config = load_file(config, path)
+    # Paths given on the command line are relative to the working directory, made absolute here.
+    return check_config(override(config, parse_overrides(overrides), base_dir=os.getcwd()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +173,7 @@ def default_env(env_config: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _hidden_layers(x: jax.Array, hidden: tuple[int, ...], activation: str) -> jax.Array:
+def hidden_layers(x: jax.Array, hidden: tuple[int, ...], activation: str) -> jax.Array:
     """Dense layers "hidden_<i>" of the calling module, each followed by the activation."""
     for i, width in enumerate(hidden):
         dense = nn.Dense(
@@ -187,7 +198,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = _hidden_layers(obs, self.hidden, self.activation)
+        x = hidden_layers(obs, self.hidden, self.activation)
         mean = nn.Dense(self.action_size, kernel_init=nn.initializers.orthogonal(0.01), name="mean")
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_size,)
@@ -203,7 +214,7 @@ class Critic(nn.Module):
 
     @nn.compact
     def __call__(self, critic_obs: jax.Array) -> jax.Array:
-        x = _hidden_layers(critic_obs, self.hidden, self.activation)
+        x = hidden_layers(critic_obs, self.hidden, self.activation)
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")
         return value(x)[..., 0]
 
@@ -326,6 +337,7 @@ class Transition:
     truncated: jax.Array
     episode: EpisodeStats  # done_* hold the sums of episodes that ended this step
     env_metrics: dict[str, jax.Array]
+    extra: Any = None  # what rollout's `observe` recorded (e.g. AMP's motion features)
 
 
 @struct.dataclass
@@ -346,10 +358,19 @@ class SGDCarry(NamedTuple):
     opt_state: optax.OptState
 
 
+class Nets(NamedTuple):
+    """The learner's constant pieces, shared by PPO and the algorithms built on it (amp.py)."""
+
+    venv: VecEnv
+    actor: Actor
+    critic: Critic
+    optimizer: optax.GradientTransformation
+
+
 class Trainer(NamedTuple):
-    init: Callable[[jax.Array], TrainState]
-    train_chunk: Callable[[TrainState], tuple[TrainState, dict[str, jax.Array]]]
-    train: Callable[[jax.Array], tuple[TrainState, dict[str, jax.Array]]]
+    init: Callable[[jax.Array], Any]  # key -> train state (TrainState here)
+    train_chunk: Callable[[Any], tuple[Any, dict[str, jax.Array]]]
+    train: Callable[[jax.Array], tuple[Any, dict[str, jax.Array]]]
     env: Any
     actor: Actor
     critic: Critic
@@ -387,9 +408,16 @@ def ppo_loss(
 
 
 def rollout(
-    venv: VecEnv, actor: Actor, state: TrainState, length: int
+    venv: VecEnv,
+    actor: Actor,
+    state: TrainState,
+    length: int,
+    observe: Callable[[VecState, VecState], Any] | None = None,
 ) -> tuple[TrainState, Transition]:
-    """Run the current policy `length` steps in every env; returns the advanced state and data."""
+    """Run the current policy `length` steps in every env; returns the advanced state and data.
+
+    `observe(before, after)`, if given, records anything else of each step in Transition.extra.
+    """
 
     def step(state: TrainState, _) -> tuple[TrainState, Transition]:
         key, k_action = jax.random.split(state.key)
@@ -409,6 +437,7 @@ def rollout(
             truncated=nxt.env.truncated,
             episode=nxt.stats,
             env_metrics=nxt.env.metrics,
+            extra=None if observe is None else observe(vstate, nxt),
         )
         return state.replace(env=nxt, key=key), transition
 
@@ -444,32 +473,30 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
     )
 
 
-def make_train(config: PPOConfig, env: Any = None) -> Trainer:
-    """Pure `init`, `train_chunk` and `train` for any interface.Env (default: default_env)."""
-    env = default_env(config.env) if env is None else env
-    venv = VecEnv(env, config.num_envs)
-    actor = Actor(config.actor_hidden, env.action_size, config.activation, config.init_log_std)
-    critic = Critic(config.critic_hidden, config.activation)
-    optimizer = make_optimizer(config)
+def learn(
+    state: TrainState, traj: Transition, nets: Nets, config: PPOConfig
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One PPO update from a rollout: values, GAE, epochs x minibatches, then the normalizers."""
+    actor, critic, optimizer = nets.actor, nets.critic, nets.optimizer
+    # Values of the whole rollout at once (one large matmul beats one per step).
+    critic_obs = normalize(state.critic_norm, traj.critic_obs)
+    values = critic.apply(state.params.critic, critic_obs)
+    final_obs = normalize(state.critic_norm, traj.final_critic_obs)
+    next_values = critic.apply(state.params.critic, final_obs)
+    adv = gae(traj.reward, values, next_values, traj.terminated, traj.truncated,
+              config.gamma, config.gae_lambda)  # fmt: skip
+    batch = Batch(
+        obs=normalize(state.actor_norm, traj.obs),
+        critic_obs=critic_obs,
+        action=traj.action,
+        log_prob=traj.log_prob,
+        value=values,
+        advantage=adv.advantages,
+        target=adv.returns,
+    )
+    batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
 
-    def init(key: jax.Array) -> TrainState:
-        k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        params = Params(
-            actor=actor.init(k_actor, jnp.zeros(env.obs_size)),
-            critic=critic.init(k_critic, jnp.zeros(env.critic_obs_size)),
-        )
-        state = TrainState(
-            params=params,
-            opt_state=optimizer.init(params),
-            actor_norm=normalizer_init(env.obs_size),
-            critic_norm=normalizer_init(env.critic_obs_size),
-            env=venv.reset(k_env),
-            key=key,
-            update=jnp.zeros((), jnp.int32),
-        )
-        # Strong types throughout, so a chunk's output has exactly the types of its input.
-        return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), state)
-
+    # -- epochs x minibatches of SGD (same statistics as the rollout: ratio starts at 1) -----
     def sgd_step(carry: SGDCarry, minibatch: Batch) -> tuple[SGDCarry, dict[str, jax.Array]]:
         grad_fn = jax.grad(ppo_loss, has_aux=True)
         grads, metrics = grad_fn(carry.params, minibatch, actor, critic, config)
@@ -477,53 +504,75 @@ def make_train(config: PPOConfig, env: Any = None) -> Trainer:
         metrics["optim/grad_norm"] = optax.global_norm(grads)
         return SGDCarry(optax.apply_updates(carry.params, updates), opt_state), metrics
 
+    def epoch(carry: SGDCarry, key: jax.Array) -> tuple[SGDCarry, dict[str, jax.Array]]:
+        order = jax.random.permutation(key, config.batch_size)
+        shape = (config.num_minibatches, config.minibatch_size)
+        minibatches = jax.tree.map(lambda x: x[order].reshape(shape + x.shape[1:]), batch)
+        return jax.lax.scan(sgd_step, carry, minibatches)
+
+    key, k_epochs = jax.random.split(state.key)
+    sgd, losses = jax.lax.scan(
+        epoch,
+        SGDCarry(state.params, state.opt_state),
+        jax.random.split(k_epochs, config.num_epochs),
+    )
+
+    # -- normalizer statistics take in this rollout after the update -------------------------
+    state = state.replace(
+        params=sgd.params,
+        opt_state=sgd.opt_state,
+        actor_norm=normalizer_update(state.actor_norm, traj.obs),
+        critic_norm=normalizer_update(state.critic_norm, traj.critic_obs),
+        key=key,
+        update=state.update + 1,
+    )
+    metrics = rollout_metrics(traj) | {k: v.mean() for k, v in losses.items()}
+    metrics["policy/std"] = jnp.exp(sgd.params.actor["params"]["log_std"]).mean()
+    return state, metrics
+
+
+def make_nets(config: PPOConfig, env: Any, observe_final: Callable | None = None) -> Nets:
+    """The batched env (see VecEnv for observe_final), actor, critic and optimizer of a config."""
+    return Nets(
+        venv=VecEnv(env, config.num_envs, observe_final),
+        actor=Actor(config.actor_hidden, env.action_size, config.activation, config.init_log_std),
+        critic=Critic(config.critic_hidden, config.activation),
+        optimizer=make_optimizer(config),
+    )
+
+
+def init_state(key: jax.Array, nets: Nets) -> TrainState:
+    """Fresh networks, optimizer, normalizers and envs."""
+    env = nets.venv.env
+    k_actor, k_critic, k_env, key = jax.random.split(key, 4)
+    params = Params(
+        actor=nets.actor.init(k_actor, jnp.zeros(env.obs_size)),
+        critic=nets.critic.init(k_critic, jnp.zeros(env.critic_obs_size)),
+    )
+    state = TrainState(
+        params=params,
+        opt_state=nets.optimizer.init(params),
+        actor_norm=normalizer_init(env.obs_size),
+        critic_norm=normalizer_init(env.critic_obs_size),
+        env=nets.venv.reset(k_env),
+        key=key,
+        update=jnp.zeros((), jnp.int32),
+    )
+    # Strong types throughout, so a chunk's output has exactly the types of its input.
+    return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), state)
+
+
+def make_train(config: PPOConfig, env: Any = None) -> Trainer:
+    """Pure `init`, `train_chunk` and `train` for any interface.Env (default: default_env)."""
+    env = default_env(config.env) if env is None else env
+    nets = make_nets(config, env)
+
+    def init(key: jax.Array) -> TrainState:
+        return init_state(key, nets)
+
     def update(state: TrainState, _) -> tuple[TrainState, dict[str, jax.Array]]:
-        # -- rollout with the current policy and normalizer statistics -----------------------
-        state, traj = rollout(venv, actor, state, config.unroll_length)
-        # Values of the whole rollout at once (one large matmul beats one per step).
-        critic_obs = normalize(state.critic_norm, traj.critic_obs)
-        values = critic.apply(state.params.critic, critic_obs)
-        final_obs = normalize(state.critic_norm, traj.final_critic_obs)
-        next_values = critic.apply(state.params.critic, final_obs)
-        adv = gae(traj.reward, values, next_values, traj.terminated, traj.truncated,
-                  config.gamma, config.gae_lambda)  # fmt: skip
-        batch = Batch(
-            obs=normalize(state.actor_norm, traj.obs),
-            critic_obs=critic_obs,
-            action=traj.action,
-            log_prob=traj.log_prob,
-            value=values,
-            advantage=adv.advantages,
-            target=adv.returns,
-        )
-        batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
-
-        # -- epochs x minibatches of SGD (same statistics as the rollout: ratio starts at 1) -
-        def epoch(carry: SGDCarry, key: jax.Array) -> tuple[SGDCarry, dict[str, jax.Array]]:
-            order = jax.random.permutation(key, config.batch_size)
-            shape = (config.num_minibatches, config.minibatch_size)
-            minibatches = jax.tree.map(lambda x: x[order].reshape(shape + x.shape[1:]), batch)
-            return jax.lax.scan(sgd_step, carry, minibatches)
-
-        key, k_epochs = jax.random.split(state.key)
-        sgd, losses = jax.lax.scan(
-            epoch,
-            SGDCarry(state.params, state.opt_state),
-            jax.random.split(k_epochs, config.num_epochs),
-        )
-
-        # -- normalizer statistics take in this rollout after the update ---------------------
-        state = state.replace(
-            params=sgd.params,
-            opt_state=sgd.opt_state,
-            actor_norm=normalizer_update(state.actor_norm, traj.obs),
-            critic_norm=normalizer_update(state.critic_norm, traj.critic_obs),
-            key=key,
-            update=state.update + 1,
-        )
-        metrics = rollout_metrics(traj) | {k: v.mean() for k, v in losses.items()}
-        metrics["policy/std"] = jnp.exp(sgd.params.actor["params"]["log_std"]).mean()
-        return state, metrics
+        state, traj = rollout(nets.venv, nets.actor, state, config.unroll_length)
+        return learn(state, traj, nets, config)
 
     def train_chunk(state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         return jax.lax.scan(update, state, None, config.updates_per_chunk)
@@ -531,7 +580,7 @@ def make_train(config: PPOConfig, env: Any = None) -> Trainer:
     def train(key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         return jax.lax.scan(update, init(key), None, config.num_updates)
 
-    return Trainer(init, train_chunk, train, env, actor, critic)
+    return Trainer(init, train_chunk, train, env, nets.actor, nets.critic)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,36 +588,32 @@ def make_train(config: PPOConfig, env: Any = None) -> Trainer:
 # ---------------------------------------------------------------------------------------------
 
 
-def _config_json(config: PPOConfig) -> str:
-    return json.dumps(dataclasses.asdict(config), indent=1)
-
-
-def _policy_entry(actor_params: Any, actor_norm: RunningStats) -> dict[str, Any]:
-    return {"actor": actor_params, "actor_norm": serialization.to_state_dict(actor_norm)}
-
-
-def save_checkpoint(path: str, config: PPOConfig, state: TrainState) -> None:
-    """Atomically save a seed-batched TrainState, each seed's policy, and the config."""
-    policies = {
-        str(i): _policy_entry(
-            *jax.tree.map(lambda x, i=i: x[i], (state.params.actor, state.actor_norm))
-        )
-        for i in range(config.num_seeds)
-    }
-    runs.save_msgpack(path, state, config=_config_json(config), policies=policies)
-
-
-def save_policy(path: str, config: PPOConfig, actor_params: Any, actor_norm: RunningStats) -> None:
-    """Atomically save one policy (actor params, actor normalizer, config) for load_policy."""
-    policies = {"0": _policy_entry(actor_params, actor_norm)}
-    runs.save_msgpack(path, config=_config_json(config), policies=policies)
-
-
 def load_policy_params(path: str, seed: int = 0) -> tuple[PPOConfig, Any, RunningStats]:
-    """(config, actor params, actor normalizer statistics) of one seed's saved policy."""
-    payload = runs.load_msgpack(path)
-    config = load_config(overrides=json.loads(payload["config"]))
-    saved = jax.tree.map(jnp.asarray, payload["policies"][str(seed)])
+    """(config, actor params, actor normalizer statistics) of one seed's saved policy.
+
+    A missing, unreadable or foreign file, or a seed the file lacks, raises ConfigError naming it.
+    """
+    try:
+        payload = runs.load_msgpack(path)
+    except FileNotFoundError:
+        raise ConfigError(f"policy file not found: '{path}'") from None
+    except (OSError, ValueError) as e:  # msgpack's errors are ValueErrors
+        raise ConfigError(f"cannot read policy file '{path}': {e}") from None
+    if not isinstance(payload, dict) or not {"config", "policies"} <= payload.keys():
+        raise ConfigError(f"'{path}' is not a policy or checkpoint written by ppo.py")
+    policies = payload["policies"]
+    if str(seed) not in policies:
+        raise ConfigError(f"'{path}' has no seed {seed}: it holds seeds {', '.join(policies)}")
+    try:  # the saved values as they are: no path in them is relative to the working directory
+        saved_config = json.loads(payload["config"])
+        # A learner built on PPO (amp.py) saves more sections; the policy needs only these.
+        fields = {f.name for f in dataclasses.fields(PPOConfig)}
+        saved_config = {k: v for k, v in saved_config.items() if k in fields}
+        env_config = None if saved_config.get("env") is None else default_env_config()
+        config = check_config(override(PPOConfig(env=env_config), saved_config))
+    except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+        raise ConfigError(f"the config saved in '{path}' does not load: {e}") from None
+    saved = jax.tree.map(jnp.asarray, policies[str(seed)])
     return config, saved["actor"], RunningStats(**saved["actor_norm"])
 
 
@@ -593,132 +638,26 @@ def load_policy(path: str, seed: int = 0) -> tuple[Any, Callable[[jax.Array], ja
 
 
 # ---------------------------------------------------------------------------------------------
-# The driver: compiled chunks, progress lines, metrics, checkpoints, curves
+# The command line (driver.py): `python ppo.py`
 # ---------------------------------------------------------------------------------------------
 
-PANELS = ["episode/return", "episode/length", "reward/", "loss/value", "loss/policy",
-          "policy/entropy", "policy/approx_kl", "policy/std"]  # fmt: skip
+LEARNER = driver.Learner(
+    script="ppo.py",
+    description=__doc__.split("\n")[0],
+    default_config=DEFAULT_CONFIG,
+    load_config=load_config,
+    prepare=lambda config: default_env(config.env),
+    make_train=make_train,
+)
 
 
-def over_seeds(fn: Callable[..., Any], num_seeds: int) -> Callable[..., Any]:
-    """`fn` mapped over a leading seed axis of its arguments and results.
-
-    One seed gets the same axis by a squeeze and an expand instead of `jax.vmap`: vmapping the
-    whole train chunk over a batch of one makes XLA's CPU program about 30% slower (measured on
-    the walking config, 512 envs), while the reshape costs nothing.
-    """
-    if num_seeds > 1:
-        return jax.vmap(fn)
-
-    def one_seed(*args: Any) -> Any:
-        out = fn(*jax.tree.map(lambda x: x[0], args))
-        return jax.tree.map(lambda x: x[None], out)
-
-    return one_seed
-
-
-def run(
-    config: PPOConfig,
-    run_dir: str,
-    env: Any = None,
-    resume: bool = False,
-    stop_after: int | None = None,
-    profile: bool = False,
-) -> TrainState:
-    """Train `config.num_seeds` seeds chunk by chunk, writing the run directory; return the state.
-
-    `resume` continues from run_dir/checkpoint.msgpack; `stop_after` stops after that many updates
-    as an interrupted run would (without final files).
-    """
-    os.makedirs(run_dir, exist_ok=True)
-    checkpoint = os.path.join(run_dir, "checkpoint.msgpack")
-    runs.atomic_write(os.path.join(run_dir, "config.json"), _config_json(config).encode())
-    trainer = make_train(config, env)
-    init = over_seeds(trainer.init, config.num_seeds)
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
-
-    t0 = time.perf_counter()
-    state = (
-        runs.restore_tree(checkpoint, jax.eval_shape(init, keys)) if resume else jax.jit(init)(keys)
-    )
-    done = int(state.update[0])
-    log = runs.MetricsLog(run_dir, config.num_seeds, resume_after=done if resume else None)
-    # Compiled ahead of time: an input of other types fails loudly instead of recompiling.
-    chunk = jax.jit(over_seeds(trainer.train_chunk, config.num_seeds)).lower(state).compile()
-    print(f"compiled in {time.perf_counter() - t0:.1f} s (init + train chunk)", flush=True)
-
-    end = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
-    while done < end:
-        if profile:  # the first call after compilation is already steady state
-            jax.profiler.start_trace(os.path.join(run_dir, "profile"))
-        t = time.perf_counter()
-        state, metrics = jax.block_until_ready(chunk(state))
-        seconds = time.perf_counter() - t
-        if profile:
-            jax.profiler.stop_trace()
-            profile = False
-        first, done = done, done + config.updates_per_chunk
-        metrics = {k: np.asarray(v) for k, v in metrics.items()}  # (num_seeds, updates_per_chunk)
-        metrics["perf/steps_per_second"] = np.full_like(
-            metrics["loss/total"],
-            config.num_seeds * config.updates_per_chunk * config.batch_size / seconds,
-        )
-        log.write(metrics, first, config.batch_size)
-        print(progress_line(config, metrics, done), flush=True)
-        every = config.checkpoint_every
-        if done == config.num_updates or (every > 0 and done // every > first // every):
-            save_checkpoint(checkpoint, config, state)
-    log.close()
-    if done == config.num_updates:
-        first_seed = jax.tree.map(lambda x: x[0], (state.params.actor, state.actor_norm))
-        save_policy(os.path.join(run_dir, "policy.msgpack"), config, *first_seed)
-        runs.plot_curves(log.path, os.path.join(run_dir, "learning_curves.png"), PANELS)
-    return state
-
-
-def progress_line(config: PPOConfig, metrics: dict[str, np.ndarray], done: int) -> str:
-    """Means over seeds and the chunk's updates: speed, episodes, losses, then each reward term."""
-    with np.errstate(all="ignore"):
-        m = {
-            k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
-            for k, v in metrics.items()
-        }
-    head = (
-        f"update {done}/{config.num_updates}  env steps {done * config.batch_size:,}  "
-        f"{m['perf/steps_per_second']:,.0f} steps/s  return {m['episode/return']:.3f}  "
-        f"length {m['episode/length']:.1f}  loss/policy {m['loss/policy']:.4f}  "
-        f"loss/value {m['loss/value']:.4f}  entropy {m['policy/entropy']:.3f}  "
-        f"approx_kl {m['policy/approx_kl']:.4f}"
-    )
-    if config.num_seeds > 1:
-        head += f"  (mean of {config.num_seeds} seeds; per seed in metrics.jsonl)"
-    terms = "  ".join(f"{k} {v:.3f}" for k, v in m.items() if k.startswith("reward/"))
-    return f"{head}\n    {terms}" if terms else head
+def run(config: PPOConfig, run_dir: str, env: Any = None, **kwargs: Any) -> TrainState:
+    """driver.run with PPO (resume, stop_after, profile as there)."""
+    return driver.run(LEARNER, config, run_dir, env, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0],
-        epilog="Overrides: any PPOConfig field as key=value, e.g. num_envs=8 env.noise.gyro=0.1",
-    )
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="TOML (or JSON) config file")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    parser.add_argument("--run-dir", help="instead of runs/<name>-<timestamp>")
-    parser.add_argument("--num-seeds", type=int, help="same as num_seeds=N")
-    parser.add_argument("--profile", action="store_true", help="trace one chunk to RUN_DIR/profile")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    overrides = args.overrides + ([f"num_seeds={args.num_seeds}"] if args.num_seeds else [])
-    try:
-        path = os.path.join(args.resume, "config.json") if args.resume else args.config
-        config = load_config(path, overrides)
-        env = default_env(config.env)  # loads the model and resolves names: errors come first
-    except (ConfigError, OSError) as e:
-        parser.error(str(e))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = args.resume or args.run_dir or os.path.join("runs", f"{config.name}-{stamp}")
-    print(f"run directory {run_dir}: {config.num_updates} updates of {config.batch_size:,} steps")
-    run(config, run_dir, env, resume=bool(args.resume), profile=args.profile)
+    driver.main(LEARNER, argv)
 
 
 if __name__ == "__main__":

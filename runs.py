@@ -1,16 +1,24 @@
 """Run directories for training scripts: atomic checkpoint files, metrics logs and learning curves.
 
 A run directory holds `config.json`, `metrics.jsonl` (one record per seed per update; the source
-for plots), TensorBoard event files under `tb/seed<i>/`, checkpoints and `learning_curves.png`.
-Nothing here knows about PPO; `ppo.py` (and any other trainer) uses these pieces.
+for plots and for the TensorBoard event files under `tb/seed<i>/`), checkpoints and
+`learning_curves.png`. One process at a time holds a run directory (`hold_run_dir`); a fresh run
+never writes into a directory that holds anything. Nothing here knows about PPO; `ppo.py` (and any
+other trainer) uses these pieces.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
+import itertools
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -21,11 +29,56 @@ from tensorboardX import SummaryWriter
 
 from config import ConfigError
 
+TEMP = ".tmp"  # atomic_write's temporary files are ".<name>.<random>.tmp"
+
+
+def new_run_dir(prefix: str) -> str:
+    """Create and return `prefix`, or `prefix-2`, `prefix-3`, ... when taken: never a shared one."""
+    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
+    for i in itertools.count(1):
+        path = prefix if i == 1 else f"{prefix}-{i}"
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)  # atomic: of two runs started in the same second, one gets "-2"
+            return path
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def hold_run_dir(path: str, resume: bool) -> Iterator[None]:
+    """Hold `path` for one process: a fresh run needs it empty or absent, a resume needs it there.
+
+    The lock (flock on the directory, released when the process dies however it dies) keeps a
+    second process out, and makes the temporary files found inside leftovers of a killed save.
+    """
+    if resume and not os.path.isdir(path):
+        raise ConfigError(f"no run directory '{path}' to resume")
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"run directory '{path}' is in use by another process") from None
+        if not resume and os.listdir(path):
+            raise ConfigError(
+                f"run directory '{path}' is not empty: continue that run with --resume {path}, "
+                "or give a new --run-dir"
+            )
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(run_dir: str) -> None:
+    """Delete atomic_write temporaries that a killed process left (call while holding the dir)."""
+    for path in glob.glob(os.path.join(glob.escape(run_dir), f".*{TEMP}")):
+        os.unlink(path)
+
 
 def atomic_write(path: str, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, rename: readers see old or new, whole."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=TEMP)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -57,19 +110,34 @@ def save_msgpack(path: str, tree: Any = None, **entries: Any) -> None:
 
 
 def load_msgpack(path: str) -> dict[str, Any]:
-    """Everything a save_msgpack file holds, as nested dicts of NumPy arrays and scalars."""
+    """Everything a save_msgpack file holds, as nested dicts of NumPy arrays and scalars.
+
+    A missing file raises FileNotFoundError; a truncated or foreign one, ConfigError naming it.
+    """
     with open(path, "rb") as f:
-        return serialization.msgpack_restore(f.read())
+        data = f.read()
+    try:
+        payload = serialization.msgpack_restore(data)
+    except Exception as e:  # msgpack raises errors of many types for a cut-short or foreign file
+        raise ConfigError(f"'{path}' is not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(payload, dict):
+        raise ConfigError(f"'{path}' is not a readable checkpoint (no entries)")
+    return payload
 
 
 def restore_tree(path: str, template: Any) -> Any:
-    """The pytree saved at `path`, in `template`'s structure; errors name a missing or odd leaf."""
-    saved = load_msgpack(path)["leaves"]
+    """The pytree saved at `path`, in `template`'s structure; errors name the file and any leaf."""
+    try:
+        saved = load_msgpack(path).get("leaves")
+    except FileNotFoundError:
+        raise ConfigError(f"no checkpoint '{path}'") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"'{path}' is not a readable checkpoint (no saved state)")
     restored = []
     for name, want in _leaves_by_path(template).items():
         if name not in saved:
             raise ConfigError(f"checkpoint '{path}' has no {name}")
-        have = saved[name]
+        have = np.asarray(saved[name])
         if have.shape != want.shape or have.dtype != want.dtype:
             raise ConfigError(
                 f"checkpoint '{path}': {name} is {have.dtype}{list(have.shape)}, this config "
@@ -79,33 +147,54 @@ def restore_tree(path: str, template: Any) -> Any:
     return jax.tree.unflatten(jax.tree.structure(template), restored)
 
 
+def read_records(path: str) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a line cut short by a killed process is left out."""
+    records = []
+    with contextlib.suppress(FileNotFoundError), open(path) as f:
+        for line in f:
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+    return records
+
+
 class MetricsLog:
     """metrics.jsonl (NaN written as null) and one TensorBoard writer per seed."""
 
     def __init__(self, run_dir: str, num_seeds: int, resume_after: int | None = None):
+        """A fresh log, or on resume the records up to update `resume_after` and no later ones."""
         self.path = os.path.join(run_dir, "metrics.jsonl")
-        if resume_after is None:
-            open(self.path, "w").close()
-        else:  # drop records past the checkpoint: the resumed run writes them anew
-            with open(self.path) as f:
-                keep = [r for r in f if r.strip() and json.loads(r)["update"] <= resume_after]
-            atomic_write(self.path, "".join(keep).encode())
+        # Records past the checkpoint go: the resumed run writes them anew.
+        records = [] if resume_after is None else read_records(self.path)
+        kept = [r for r in records if r["update"] <= resume_after]
+        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        # The event files are rebuilt from the kept records, since the stopped run's files hold
+        # the updates past the checkpoint too and TensorBoard would show those twice.
         tb = os.path.join(run_dir, "tb")
+        shutil.rmtree(tb, ignore_errors=True)
         self.writers = [SummaryWriter(os.path.join(tb, f"seed{i}")) for i in range(num_seeds)]
+        for record in kept:
+            self._add_scalars(record)
+        for writer in self.writers:
+            writer.flush()
+
+    def _add_scalars(self, record: dict[str, Any]) -> None:
+        writer = self.writers[record["seed"]]
+        for k, v in record.items():
+            if k not in ("update", "seed", "env_steps") and v is not None:
+                writer.add_scalar(k, v, record["env_steps"])
 
     def write(self, metrics: dict[str, np.ndarray], first_update: int, batch_size: int) -> None:
         """Log (num_seeds, updates) metrics of updates first_update + 1, ... against env steps."""
         with open(self.path, "a") as f:
             for j in range(next(iter(metrics.values())).shape[1]):
                 update = first_update + j + 1
-                for seed, writer in enumerate(self.writers):
+                for seed in range(len(self.writers)):
                     record = {"update": update, "seed": seed, "env_steps": update * batch_size}
                     for k, v in metrics.items():
                         value = float(v[seed, j])
                         record[k] = None if math.isnan(value) else value
-                        if not math.isnan(value):
-                            writer.add_scalar(k, value, update * batch_size)
                     f.write(json.dumps(record) + "\n")
+                    self._add_scalars(record)
         for writer in self.writers:
             writer.flush()
 
@@ -121,8 +210,7 @@ def plot_curves(metrics_path: str, png_path: str, panels: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(metrics_path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_records(metrics_path)
     if not records:
         return
     columns = math.ceil(len(panels) / 2)

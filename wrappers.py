@@ -8,6 +8,7 @@ checkpoint saves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -38,14 +39,23 @@ class VecState:
     final_critic_obs: jax.Array  # (num_envs, critic_obs) the same for the critic (bootstrapping)
     stats: EpisodeStats
     key: jax.Array  # for reset keys
+    final_extra: Any = None  # VecEnv's `observe_final` of the state this step reached
 
 
 class VecEnv:
-    """vmap over `num_envs` copies of `env` with auto-reset and episode statistics."""
+    """vmap over `num_envs` copies of `env` with auto-reset and episode statistics.
 
-    def __init__(self, env: Any, num_envs: int):
+    `observe_final(state)`, if given, is recorded of every env's state before any reset (in
+    VecState.final_extra), for learners that need more of it than the observations (e.g. AMP's
+    motion features of the state an episode ended in).
+    """
+
+    def __init__(
+        self, env: Any, num_envs: int, observe_final: Callable[[State], Any] | None = None
+    ):
         self.env = env
         self.num_envs = num_envs
+        self.observe_final = observe_final
         self.obs_size = env.obs_size
         self.critic_obs_size = env.critic_obs_size
         self.action_size = env.action_size
@@ -69,7 +79,11 @@ class VecEnv:
             final_critic_obs=jnp.copy(state.critic_obs),
             stats=stats,
             key=key,
+            final_extra=self._observe_final(state),
         )
+
+    def _observe_final(self, state: State) -> Any:
+        return None if self.observe_final is None else jax.vmap(self.observe_final)(state)
 
     def step(self, vstate: VecState, action: jax.Array) -> VecState:
         state = jax.vmap(self.env.step)(vstate.env, action)
@@ -106,6 +120,7 @@ class VecEnv:
             final_critic_obs=state.critic_obs,
             stats=stats,
             key=key,
+            final_extra=self._observe_final(state),
         )
 
 
@@ -156,7 +171,21 @@ def normalizer_update(stats: RunningStats, batch: jax.Array) -> RunningStats:
     )
 
 
+# Below this standard deviation a dimension counts as constant. A command input that never
+# varied in training (spread exactly 0, or float round-off of ~1e-8) must pass through unscaled:
+# dividing by a tiny floor would turn a 0.001 deviation on the robot into an input of 10 or more.
+MIN_STD = 1e-3
+
+
+def normalizer_scale(stats: RunningStats) -> jax.Array:
+    """The divisor of each dimension: its std, or 1 where it did not vary (or before any data).
+
+    The one rule every consumer uses: training (normalize), export.py's NumPy file and its ONNX
+    graph, so deploy.py divides by the same numbers.
+    """
+    return jnp.where((stats.count > 1) & (stats.std >= MIN_STD), stats.std, 1.0)
+
+
 def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0) -> jax.Array:
-    """(x - mean) / std, clipped; dimensions with no spread yet are only shifted."""
-    std = jnp.where(stats.count > 1, stats.std, 1.0)
-    return jnp.clip((x - stats.mean) / jnp.maximum(std, 1e-6), -clip, clip)
+    """(x - mean) / scale, clipped; dimensions that never varied are only shifted."""
+    return jnp.clip((x - stats.mean) / normalizer_scale(stats), -clip, clip)

@@ -5,6 +5,7 @@ Prints one row per batch size: steady-state control steps/s of `vmap(env.step)` 
 
     python benchmarks/env_speed.py                       # 64 ... 4096 envs
     python benchmarks/env_speed.py --num-envs 256 1024 --steps 20
+    python benchmarks/env_speed.py --config tests/assets/biped12.toml   # another robot ([env])
 """
 
 import argparse
@@ -16,7 +17,8 @@ import time
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from env import EnvConfig, WildRobotEnv  # noqa: E402
+from config import ConfigError  # noqa: E402
+from env import WildRobotEnv, load_env_config  # noqa: E402
 from wrappers import VecEnv  # noqa: E402
 
 
@@ -44,17 +46,22 @@ def time_rollout(step_fn, state, num_envs: int, action_size: int, steps: int, re
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="a training config (TOML/JSON); its [env] section is used")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024, 4096])
     parser.add_argument("--steps", type=int, default=20, help="control steps per timed call")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    env = WildRobotEnv(EnvConfig())
+    try:
+        env = WildRobotEnv(load_env_config(args.config))
+    except ConfigError as e:
+        parser.error(str(e))
     c = env.config
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"jax {jax.__version__} on {jax.default_backend()}; sim_dt {c.sim_dt}, "
-        f"{env.n_substeps} substeps, solver {c.solver} x{c.iterations} (ls {c.ls_iterations})"
+        f"{env.n_substeps} substeps, solver {c.solver} x{c.iterations} (ls {c.ls_iterations}); "
+        f"{os.path.basename(c.model_path)}, {env.nu} actuators"
     )
     print("| envs | env.step steps/s | VecEnv steps/s | compile env.step s | compile VecEnv s |")
     print("| ---: | ---: | ---: | ---: | ---: |")

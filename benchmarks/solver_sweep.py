@@ -1,23 +1,27 @@
-"""Sweep of MJX physics settings for WildRobot: speed against accuracy.
+"""Sweep of MJX physics settings for a robot (WildRobot, or --config's): speed against accuracy.
 
 Picks the fastest MJX solver settings (timestep, solver, iterations, line-search iterations) that
 still simulate the robot accurately enough, by measuring each candidate:
 
-* Stand test: start at keyframe "home", hold the home targets for 10 s. Passes if the base height
-  stays above 0.40 m at every control step and the final horizontal drift is below 0.05 m.
+* Stand test: start at the home keyframe, hold the home targets for 10 s. Passes if the base
+  height stays within 0.06 m of its home height (WildRobot: above 0.40 m) at every control step
+  and the final horizontal drift is below 0.05 m.
 * Walk test: 1 s of open-loop sinusoidal joint targets around the home pose (a walking-like
-  motion, legs in anti-phase at 1.5 Hz, targets updated at 50 Hz). The joint angles at every
-  control step are compared with MuJoCo's C engine run with accurate settings (Newton, 100
-  iterations, 50 line-search iterations, timestep 0.002 s, eulerdamp enabled). Passes if the
-  largest joint-angle error stays below 0.05 rad. Open loop, the robot tips over backwards in the
-  second half second (the reference's tilt is printed); that is fine for this test, which only
-  asks that MJX and the C engine simulate the same motion, and the most accurate candidates
-  track the reference closely through the fall.
-* Speed: control steps (0.02 s each) per second summed over a batch of parallel environments
-  (256 by default) in one jitted, vmapped call, and the compile time of that call. The speed
-  tests of all candidates are compiled first and then timed in turn, three rounds of at least a
-  second each, keeping each candidate's best round, so that other load on the machine skews the
-  comparison as little as possible.
+  motion, legs in anti-phase at 1.5 Hz, targets updated every control step) on each leg's hip,
+  knee and ankle pitch servos: of the configured actuators, those whose joint lies between the
+  root and the foot site and turns about the lateral axis, in tree order (first = hip, last =
+  ankle, the one before = knee). The joint angles at every control step are compared with
+  MuJoCo's C engine run with accurate settings (Newton, 100 iterations, 50 line-search
+  iterations, timestep 0.002 s, eulerdamp enabled). Passes if the largest joint-angle error
+  stays below 0.05 rad. Open loop, WildRobot tips over backwards in the second half second (the
+  reference's tilt is printed); that is fine for this test, which only asks that MJX and the C
+  engine simulate the same motion, and the most accurate candidates track the reference closely
+  through the fall.
+* Speed: control steps (of the robot's ctrl_dt, WildRobot's 0.02 s) per second summed over a batch
+  of parallel environments (256 by default) in one jitted, vmapped call, and the compile time of
+  that call. The speed tests of all candidates are compiled first and then timed in turn, three
+  rounds of at least a second each, keeping each candidate's best round, so that other load on the
+  machine skews the comparison as little as possible.
 
 Every candidate keeps the model's pyramidal friction cone, condim 3 contacts and the Euler
 integrator with eulerdamp disabled. After the sweep the chosen candidate is run once more with
@@ -43,6 +47,7 @@ Run from the repository root (takes about 15 minutes on two CPU cores):
     python benchmarks/solver_sweep.py            # full sweep, 256 environments
     python benchmarks/solver_sweep.py --quick    # 3 candidates, a smoke check
     python benchmarks/solver_sweep.py --envs 64  # another batch size for the speed test
+    python benchmarks/solver_sweep.py --config tests/assets/biped12.toml   # another robot ([env])
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,29 +68,45 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from config import ConfigError  # noqa: E402
+from env import WildRobotEnv, load_env_config, resolve_path  # noqa: E402
+
 # Each call runs to completion before the next is issued, so a call that hangs (see
 # evaluate_isolated) is the one waited on; dispatch overhead is small next to calls of several ms.
 jax.config.update("jax_cpu_enable_async_dispatch", False)
 
-SCENE = Path(__file__).resolve().parents[1] / "assets" / "scene.xml"
-
-CTRL_DT = 0.02
 STAND_SECONDS = 10.0
 WALK_SECONDS = 1.0
-MIN_HEIGHT = 0.40
+MAX_SINK = 0.06  # m below the home height
 MAX_DRIFT = 0.05
 WALK_TOLERANCE = 0.05
 
-# Walking-like targets. Hip pitch swings +/-0.3 rad around -0.25 rad rather than the home -0.2 rad
-# so that its peak stays below the 0.0873 rad joint limit. The knee bends most while the hip
-# swings forward, and the ankle cancels hip + knee so the sole stays parallel to the pelvis.
+# Walking-like targets. Hip pitch swings +/-0.3 rad around 0.05 rad behind home (WildRobot: -0.25
+# rad rather than the home -0.2 rad, so that its peak stays below the 0.0873 rad joint limit). The
+# knee bends most while the hip swings forward, and the ankle cancels hip + knee so the sole stays
+# parallel to the pelvis. Targets outside a joint's range are clipped (none on WildRobot).
 GAIT_HZ = 1.5
-HIP_CENTER = -0.25
+HIP_OFFSET = -0.05
 HIP_AMPLITUDE = 0.3
 KNEE_AMPLITUDE = 0.3
 
 SOLVERS = {"Newton": mujoco.mjtSolver.mjSOL_NEWTON, "CG": mujoco.mjtSolver.mjSOL_CG}
 EULERDAMP = int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+
+
+@dataclasses.dataclass(frozen=True)
+class Robot:
+    """What the sweep needs of the robot, from its EnvConfig (plain values, for child processes)."""
+
+    model_path: str
+    key: int  # the home keyframe
+    ctrl_dt: float
+    min_height: float  # the stand test's lowest base height
+    home: tuple[float, ...]  # servo targets of the home pose, per model actuator
+    # Per leg: ((hip, knee, ankle pitch servos, each as (actuator id, sign of its axis along y)),
+    # the leg's gait phase).
+    legs: tuple[tuple[tuple[tuple[int, float], ...], float], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +118,12 @@ class Candidate:
     iterations: int
     ls_iterations: int
     eulerdamp: bool = False
+    ctrl_dt: float = 0.02  # the control period it is run at (the robot's)
 
     @property
     def substeps(self) -> int:
-        n = round(CTRL_DT / self.sim_dt)
-        assert math.isclose(n * self.sim_dt, CTRL_DT), "sim_dt must divide the control period"
+        n = round(self.ctrl_dt / self.sim_dt)
+        assert math.isclose(n * self.sim_dt, self.ctrl_dt), "sim_dt must divide the control period"
         return n
 
 
@@ -116,6 +139,7 @@ class Result:
     walk_rms_err: float
     envs: int
     compile_s: float
+    min_height: float  # the stand test's threshold
     timer: SpeedTimer | None = None
     s_per_call: float = math.inf
 
@@ -126,7 +150,7 @@ class Result:
 
     @property
     def stands(self) -> bool:
-        return self.stand_min_height > MIN_HEIGHT and self.stand_drift < MAX_DRIFT
+        return self.stand_min_height > self.min_height and self.stand_drift < MAX_DRIFT
 
     @property
     def walks(self) -> bool:
@@ -155,10 +179,10 @@ def quick_grid() -> list[Candidate]:
 
 
 def load_model(
-    sim_dt: float, solver: str, iterations: int, ls_iterations: int, eulerdamp: bool
+    path: str, sim_dt: float, solver: str, iterations: int, ls_iterations: int, eulerdamp: bool
 ) -> mujoco.MjModel:
-    """The scene with the given solver options; pyramidal cone and Euler integrator."""
-    m = mujoco.MjModel.from_xml_path(str(SCENE))
+    """The robot's model with the given solver options; pyramidal cone and Euler integrator."""
+    m = mujoco.MjModel.from_xml_path(path)
     assert np.all(m.geom_condim == 3), "the sweep assumes condim 3 contacts"
     m.opt.timestep = sim_dt
     m.opt.solver = SOLVERS[solver]
@@ -173,40 +197,72 @@ def load_model(
     return m
 
 
-def candidate_model(c: Candidate) -> mujoco.MjModel:
-    return load_model(c.sim_dt, c.solver, c.iterations, c.ls_iterations, c.eulerdamp)
+def candidate_model(c: Candidate, robot: Robot) -> mujoco.MjModel:
+    return load_model(
+        robot.model_path, c.sim_dt, c.solver, c.iterations, c.ls_iterations, c.eulerdamp
+    )
 
 
-def reference_model() -> mujoco.MjModel:
+def reference_model(robot: Robot) -> mujoco.MjModel:
     """MuJoCo's accurate defaults: Newton, 100 iterations, 50 line-search steps, eulerdamp on."""
-    return load_model(0.002, "Newton", 100, 50, eulerdamp=True)
+    return load_model(robot.model_path, 0.002, "Newton", 100, 50, eulerdamp=True)
 
 
-def walk_targets(m: mujoco.MjModel, n_steps: int) -> np.ndarray:
-    """Actuator targets (n_steps, nu) for the walking-like motion, one row per control step."""
-    angle = 2 * np.pi * GAIT_HZ * np.arange(n_steps) * CTRL_DT
-    ctrl = np.tile(m.key_ctrl[0], (n_steps, 1))
-    for side, phase in (("right", 0.0), ("left", np.pi)):
-        hip, knee, ankle = (actuator_id(m, f"{side}_{j}_pitch") for j in ("hip", "knee", "ankle"))
-        sole_pitch = ctrl[0, [hip, knee, ankle]].sum()  # 0: sole flat in the home pose
-        ctrl[:, hip] = HIP_CENTER + HIP_AMPLITUDE * np.sin(angle + phase)
-        ctrl[:, knee] -= KNEE_AMPLITUDE * np.cos(angle + phase)
-        ctrl[:, ankle] = sole_pitch - ctrl[:, hip] - ctrl[:, knee]
-    lo, hi = m.actuator_ctrlrange.T
-    assert np.all((ctrl >= lo) & (ctrl <= hi)), "walk targets leave the actuator ranges"
-    return ctrl
-
-
-def actuator_id(m: mujoco.MjModel, name: str) -> int:
-    return mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
-
-
-def reference_walk(ctrls: np.ndarray) -> np.ndarray:
-    """qpos after each control step, simulated by the C engine with accurate settings."""
-    m = reference_model()
+def describe_robot(env: WildRobotEnv) -> Robot:
+    """The sweep's view of an env's robot: model, home pose and targets, the legs' pitch servos."""
+    m, ids, c = env.mj_model, env.ids, env.config
+    key = m.key(c.home_keyframe).id
     d = mujoco.MjData(m)
-    mujoco.mj_resetDataKeyframe(m, d, 0)
-    substeps = round(CTRL_DT / m.opt.timestep)
+    mujoco.mj_resetDataKeyframe(m, d, key)
+    mujoco.mj_forward(m, d)
+    # Every servo of the model holds its joint's home angle (env.py's targets at zero action).
+    home = tuple(float(d.qpos[m.jnt_qposadr[m.actuator_trnid[a, 0]]]) for a in range(m.nu))
+    legs = []
+    for i, (site, name) in enumerate(zip(ids.feet, c.feet_sites, strict=True)):
+        pitch = []
+        for a, j in zip(ids.actuators, ids.joints, strict=True):
+            on_leg = _is_ancestor(m, m.jnt_bodyid[j], m.site_bodyid[site])
+            if on_leg and abs(d.xaxis[j, 1]) > 0.9:
+                pitch.append((int(j), int(a), float(np.sign(d.xaxis[j, 1]))))
+        if len(pitch) < 3:
+            raise ConfigError(
+                f"the walk test needs a hip, knee and ankle pitch servo (joint axis along y at "
+                f"home) between the root and foot site '{name}'; found {len(pitch)}"
+            )
+        hip, knee, ankle = (p[1:] for p in sorted(pitch)[:1] + sorted(pitch)[-2:])
+        # Legs in anti-phase, the last foot first (WildRobot: right, then left).
+        legs.append(((hip, knee, ankle), np.pi * (len(ids.feet) - 1 - i)))
+    height = float(m.key_qpos[key, 2])
+    return Robot(resolve_path(c.model_path), key, c.ctrl_dt, height - MAX_SINK, home, tuple(legs))
+
+
+def _is_ancestor(m: mujoco.MjModel, ancestor: int, body: int) -> bool:
+    while body != ancestor and body != 0:
+        body = m.body_parentid[body]
+    return body == ancestor
+
+
+def walk_targets(m: mujoco.MjModel, n_steps: int, robot: Robot) -> np.ndarray:
+    """Actuator targets (n_steps, nu) for the walking-like motion, one row per control step."""
+    angle = 2 * np.pi * GAIT_HZ * np.arange(n_steps) * robot.ctrl_dt
+    ctrl = np.tile(robot.home, (n_steps, 1))
+    for servos, phase in robot.legs:
+        (hip, s_hip), (knee, s_knee), (ankle, s_ankle) = servos
+        # Sole pitch about y: each joint adds its angle times its axis sign (0 when flat at home).
+        sole_pitch = s_hip * ctrl[0, hip] + s_knee * ctrl[0, knee] + s_ankle * ctrl[0, ankle]
+        ctrl[:, hip] += s_hip * (HIP_OFFSET + HIP_AMPLITUDE * np.sin(angle + phase))
+        ctrl[:, knee] -= s_knee * KNEE_AMPLITUDE * np.cos(angle + phase)
+        ctrl[:, ankle] = s_ankle * (sole_pitch - s_hip * ctrl[:, hip] - s_knee * ctrl[:, knee])
+    joints = m.actuator_trnid[:, 0]
+    return np.clip(ctrl, m.jnt_range[joints, 0], m.jnt_range[joints, 1])
+
+
+def reference_walk(ctrls: np.ndarray, robot: Robot) -> np.ndarray:
+    """qpos after each control step, simulated by the C engine with accurate settings."""
+    m = reference_model(robot)
+    d = mujoco.MjData(m)
+    mujoco.mj_resetDataKeyframe(m, d, robot.key)
+    substeps = round(robot.ctrl_dt / m.opt.timestep)
     qpos = np.empty((len(ctrls), m.nq))
     for k, ctrl in enumerate(ctrls):
         d.ctrl[:] = ctrl
@@ -252,21 +308,24 @@ def on_device(tree):
     return jax.device_put(tree, jax.devices()[0])
 
 
-def home_batch(m: mujoco.MjModel, batch: int) -> mjx.Data:
+def home_batch(m: mujoco.MjModel, batch: int, robot: Robot) -> mjx.Data:
     """`batch` copies of the home state, on the device."""
-    d = mjx.make_data(m).replace(qpos=jnp.asarray(m.key_qpos[0]), ctrl=jnp.asarray(m.key_ctrl[0]))
+    qpos, ctrl = jnp.asarray(m.key_qpos[robot.key]), jnp.asarray(robot.home)
+    d = mjx.make_data(m).replace(qpos=qpos, ctrl=ctrl)
     d = jax.tree.map(lambda x: jnp.broadcast_to(x, (batch, *x.shape)), d)
     return on_device(d)
 
 
-def accuracy_rollouts(c: Candidate, m: mujoco.MjModel, walk: np.ndarray) -> np.ndarray:
+def accuracy_rollouts(
+    c: Candidate, m: mujoco.MjModel, walk: np.ndarray, robot: Robot
+) -> np.ndarray:
     """qpos (2, T, nq) at each control step: robot 0 holds home, robot 1 walks, for 10 s."""
-    n_steps = round(STAND_SECONDS / CTRL_DT)
-    stand = np.tile(m.key_ctrl[0], (n_steps, 1))
+    n_steps = round(STAND_SECONDS / robot.ctrl_dt)
+    stand = np.tile(robot.home, (n_steps, 1))
     walk = np.concatenate([walk, np.tile(walk[-1], (n_steps - len(walk), 1))])
     ctrls = on_device(jnp.asarray(np.stack([stand, walk])))
     rollout = jax.jit(jax.vmap(make_rollout(c.substeps), in_axes=(None, 0, 0)))
-    return np.asarray(rollout(mjx.put_model(m), home_batch(m, 2), ctrls))
+    return np.asarray(rollout(mjx.put_model(m), home_batch(m, 2, robot), ctrls))
 
 
 def stand_metrics(qpos: np.ndarray) -> tuple[float, float, float]:
@@ -315,11 +374,13 @@ class SpeedTimer:
         self.best_s_per_call = min(self.best_s_per_call, elapsed)
 
 
-def compile_speed_test(c: Candidate, m: mujoco.MjModel, envs: int) -> tuple[SpeedTimer, float]:
+def compile_speed_test(
+    c: Candidate, m: mujoco.MjModel, envs: int, robot: Robot
+) -> tuple[SpeedTimer, float]:
     """The batched control step of `envs` robots standing at home, and its compile seconds."""
     mx = mjx.put_model(m)
-    d = home_batch(m, envs)
-    ctrl = on_device(jnp.broadcast_to(jnp.asarray(m.key_ctrl[0]), (envs, m.nu)))
+    d = home_batch(m, envs, robot)
+    ctrl = on_device(jnp.broadcast_to(jnp.asarray(robot.home), (envs, m.nu)))
     step = jax.jit(jax.vmap(make_ctrl_step(c.substeps), in_axes=(None, 0, 0)))
     start = time.perf_counter()
     compiled = step.lower(mx, d, ctrl).compile()
@@ -338,21 +399,26 @@ def time_round_robin(results: list[Result], rounds: int = 3) -> None:
         r.s_per_call = r.timer.best_s_per_call
 
 
-def evaluate(c: Candidate, walk: np.ndarray, reference: np.ndarray, envs: int) -> Result:
+def evaluate(
+    c: Candidate, walk: np.ndarray, reference: np.ndarray, envs: int, robot: Robot
+) -> Result:
     """Accuracy of one candidate, with its speed test compiled but not yet timed."""
-    m = candidate_model(c)
-    qpos = accuracy_rollouts(c, m, walk)
+    m = candidate_model(c, robot)
+    qpos = accuracy_rollouts(c, m, walk, robot)
     min_h, final_h, drift = stand_metrics(qpos[0])
     max_err, rms_err = joint_errors(qpos[1, : len(walk)], reference)
-    timer, compile_s = compile_speed_test(c, m, envs)
-    return Result(c, min_h, final_h, drift, max_err, rms_err, envs, compile_s, timer)
+    timer, compile_s = compile_speed_test(c, m, envs, robot)
+    return Result(
+        c, min_h, final_h, drift, max_err, rms_err, envs, compile_s, robot.min_height, timer
+    )
 
 
 def evaluate_and_time(
-    candidates: list[Candidate], walk: np.ndarray, reference: np.ndarray, envs: int
+    candidates: list[Candidate], walk: np.ndarray, reference: np.ndarray, envs: int, robot: Robot
 ) -> list[Result]:
     """run() without the (unpicklable) compiled functions, to send back from a child process."""
-    return [dataclasses.replace(r, timer=None) for r in run(candidates, walk, reference, envs)]
+    results = run(candidates, walk, reference, envs, robot)
+    return [dataclasses.replace(r, timer=None) for r in results]
 
 
 def evaluate_isolated(
@@ -360,6 +426,7 @@ def evaluate_isolated(
     walk: np.ndarray,
     reference: np.ndarray,
     envs: int,
+    robot: Robot,
     timeout_s: float = 300,
 ) -> list[Result] | None:
     """evaluate_and_time in a child process, which is ended if it has not finished in time.
@@ -368,7 +435,7 @@ def evaluate_isolated(
     hang for good (every thread idle, the caller waiting inside XLA's Execute).
     """
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        job = pool.apply_async(evaluate_and_time, (candidates, walk, reference, envs))
+        job = pool.apply_async(evaluate_and_time, (candidates, walk, reference, envs, robot))
         try:
             return job.get(timeout_s)
         except multiprocessing.TimeoutError:
@@ -398,18 +465,21 @@ def table(results: list[Result], envs: int) -> str:
 def describe(c: Candidate) -> str:
     damp = "enabled" if c.eulerdamp else "disabled"
     return (
-        f"sim_dt={c.sim_dt} ({c.substeps} substeps per 0.02 s control step), solver={c.solver},"
+        f"sim_dt={c.sim_dt} ({c.substeps} substeps per {c.ctrl_dt} s control step),"
+        f" solver={c.solver},"
         f" iterations={c.iterations}, ls_iterations={c.ls_iterations}, pyramidal cone,"
         f" Euler with eulerdamp {damp}"
     )
 
 
-def run(candidates: list[Candidate], walk: np.ndarray, reference: np.ndarray, envs: int):
+def run(
+    candidates: list[Candidate], walk: np.ndarray, reference: np.ndarray, envs: int, robot: Robot
+):
     """Evaluates every candidate, then times their speed tests together."""
     results = []
     for i, c in enumerate(candidates, 1):
         start = time.perf_counter()
-        results.append(evaluate(c, walk, reference, envs))
+        results.append(evaluate(c, walk, reference, envs, robot))
         elapsed = time.perf_counter() - start
         print(f"[{i}/{len(candidates)}] {describe(c)}: {elapsed:.0f} s", flush=True)
     time_round_robin(results)
@@ -417,7 +487,12 @@ def run(candidates: list[Candidate], walk: np.ndarray, reference: np.ndarray, en
 
 
 def compare_eulerdamp(
-    best: Result, walk: np.ndarray, reference: np.ndarray, envs: int, fallback_envs: int = 16
+    best: Result,
+    walk: np.ndarray,
+    reference: np.ndarray,
+    envs: int,
+    robot: Robot,
+    fallback_envs: int = 16,
 ) -> None:
     """Runs the chosen settings with eulerdamp enabled, in a child process, and prints both.
 
@@ -425,14 +500,14 @@ def compare_eulerdamp(
     """
     damped = dataclasses.replace(best.candidate, eulerdamp=True)
     print(f"\nEulerdamp comparison, {envs} robots:", flush=True)
-    results = evaluate_isolated([damped], walk, reference, envs)
+    results = evaluate_isolated([damped], walk, reference, envs, robot)
     if results is not None:
         time_round_robin([best])  # timed again, close in time to the child's timing
         results = [best, *results]
     else:
         print(f"Hung and ended. Again with {fallback_envs} robots, both settings:", flush=True)
         envs = fallback_envs
-        results = evaluate_isolated([best.candidate, damped], walk, reference, envs)
+        results = evaluate_isolated([best.candidate, damped], walk, reference, envs, robot)
     if results is None:
         print("Hung again; no eulerdamp comparison.")
         return
@@ -445,25 +520,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="run 3 candidates only")
     parser.add_argument("--envs", type=int, default=256, help="parallel robots for the speed test")
+    parser.add_argument("--config", help="a training config (TOML/JSON); its [env] section is used")
     args = parser.parse_args()
+    try:
+        robot = describe_robot(WildRobotEnv(load_env_config(args.config)))
+    except ConfigError as e:
+        parser.error(str(e))
 
-    ref_model = reference_model()
-    walk = walk_targets(ref_model, round(WALK_SECONDS / CTRL_DT))
-    reference = reference_walk(walk)
+    ref_model = reference_model(robot)
+    walk = walk_targets(ref_model, round(WALK_SECONDS / robot.ctrl_dt), robot)
+    reference = reference_walk(walk, robot)
     print(
         f"Reference walk (C engine, accurate settings), {WALK_SECONDS:.0f} s: base height"
         f" {reference[:, 2].min():.3f} to {reference[:, 2].max():.3f} m, largest base tilt"
         f" {tilt_deg(reference).max():.0f} deg"
     )
 
-    candidates = quick_grid() if args.quick else full_grid()
-    results = run(candidates, walk, reference, args.envs)
+    grid = quick_grid() if args.quick else full_grid()
+    candidates = [dataclasses.replace(c, ctrl_dt=robot.ctrl_dt) for c in grid]
+    results = run(candidates, walk, reference, args.envs, robot)
     print(
         f"\nJAX {jax.__version__}, MuJoCo {mujoco.__version__}, backend {jax.default_backend()},"
         f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} after timing"
     )
     print(
-        f"Stand: base height > {MIN_HEIGHT} m for {STAND_SECONDS:.0f} s and drift <"
+        f"Stand: base height > {robot.min_height:.3f} m for {STAND_SECONDS:.0f} s and drift <"
         f" {MAX_DRIFT} m (h = final height). Walk: pass if max joint error < {WALK_TOLERANCE}"
         f" rad over {WALK_SECONDS:.0f} s against the C engine (Newton 100/50, dt 0.002,"
         " eulerdamp on).\n"
@@ -477,7 +558,7 @@ def main() -> None:
     best = max(passing, key=lambda r: r.ctrl_steps_per_s)
     print(f"\nChosen: {describe(best.candidate)}")
     if not args.quick:
-        compare_eulerdamp(best, walk, reference, args.envs)
+        compare_eulerdamp(best, walk, reference, args.envs, robot)
     print(f"\nSweep time: {(time.perf_counter() - start) / 60:.1f} min")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from interface import State
 
@@ -117,3 +118,77 @@ class PointMass:
         reward = -jnp.linalg.norm(info["goal"] - pos)
         info = {"pos": pos, "goal": info["goal"], "step": step}
         return self._observe(pos, info["goal"], reward, terminated, truncated, info)
+
+
+class TruncatedAfterTwo:
+    """Reset at obs 0; every step leads to obs 1 and pays the current obs (0, then 1); length 2.
+
+    The task goes on forever at obs 1, so V(1) = 1 / (1 - gamma) and V(0) = gamma V(1). Truncation
+    must bootstrap from the observation the episode reached (1), not from the reset observation
+    (0) the wrapper already replaced it with: that would give V(1) = 1 / (1 - gamma^2).
+    """
+
+    obs_size = critic_obs_size = action_size = 1
+
+    def reset(self, key: jax.Array) -> State:
+        return _state(jnp.zeros(1), 0.0, False, False, jnp.zeros((), jnp.int32))
+
+    def step(self, state: State, action: jax.Array) -> State:
+        step = state.info + 1
+        return _state(jnp.ones(1), state.obs[0], False, step >= 2, step)
+
+
+class RandomStart:
+    """Episodes of 2 steps from a random observation (drawn from the reset key), reward 1 a step."""
+
+    obs_size = critic_obs_size = action_size = 1
+
+    def reset(self, key: jax.Array) -> State:
+        obs = jax.random.uniform(key, (1,))
+        return _state(obs, 0.0, False, False, jnp.zeros((), jnp.int32))
+
+    def step(self, state: State, action: jax.Array) -> State:
+        step = state.info + 1
+        return _state(state.obs, 1.0, step >= 2, False, step)
+
+
+@struct.dataclass
+class PointData:
+    qpos: jax.Array  # (1,)
+    qvel: jax.Array  # (1,)
+
+
+class MotionProbe:
+    """A point on a line with AMP's hooks: motion features, reset_to a given state.
+
+    The action sets the velocity (0.1 per unit); reward -|position|; 20 steps truncate. The motion
+    features of a state are (qpos, qvel), so a discriminator can tell a policy's motion from a
+    reference one.
+    """
+
+    obs_size = critic_obs_size = 2
+    action_size = 1
+    amp_feature_size = 2
+    home_data = PointData(jnp.zeros(1), jnp.zeros(1))
+
+    def amp_features(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        return jnp.concatenate([qpos, qvel])
+
+    def forward_states(self, qpos, qvel) -> PointData:
+        return PointData(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32))
+
+    def _state(self, data: PointData, reward, truncated, step) -> State:
+        obs = jnp.concatenate([data.qpos, data.qvel])
+        return _state(obs, reward, False, truncated, step).replace(data=data)
+
+    def reset(self, key: jax.Array) -> State:
+        return self.reset_to(key, self.home_data)
+
+    def reset_to(self, key: jax.Array, data: PointData, phase=None) -> State:
+        return self._state(data, 0.0, False, jnp.zeros((), jnp.int32))
+
+    def step(self, state: State, action: jax.Array) -> State:
+        qvel = jnp.clip(action, -1.0, 1.0) * 0.1
+        data = PointData(state.data.qpos + qvel, qvel)
+        step = state.info + 1
+        return self._state(data, -jnp.abs(data.qpos[0]), step >= 20, step)

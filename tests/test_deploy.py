@@ -1,6 +1,7 @@
 """The exported policy (NumPy and ONNX) matches the JAX policy, and the robot-side observation
 built from plain-MuJoCo sensor readings matches the training environment's."""
 
+import dataclasses
 import os
 
 import jax
@@ -9,13 +10,15 @@ import mujoco
 import numpy as np
 import pytest
 
+import deploy
+import driver
 import export
 import ppo
 from config import override
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
 from play import MujocoRobot, evaluate_mujoco
-from wrappers import normalizer_init, normalizer_update
+from wrappers import normalizer_init, normalizer_scale, normalizer_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISELESS = override(
@@ -39,9 +42,11 @@ def saved_policy(tmp_path_factory):
     params = jax.tree.map(lambda x: x * 30 if x.ndim == 2 and x.shape[1] == 9 else x, params)
     rng = np.random.default_rng(0)
     data = rng.normal(0.5, 2.0, (500, env.obs_size)).astype(np.float32)
+    # Lateral and yaw commands never vary in training (as for the shipped policy).
+    data[:, env.actor_layout.slice("command")][:, 1:] = 0.0
     stats = normalizer_update(normalizer_init(env.obs_size), jnp.asarray(data))
     path = str(tmp_path_factory.mktemp("policy") / "policy.msgpack")
-    ppo.save_policy(path, config, params, stats)
+    driver.save_policy(path, config, params, stats)
     out = path.replace(".msgpack", "")
     loaded = ppo.load_policy_params(path)
     export.write_npz(out + ".npz", *loaded)
@@ -59,15 +64,41 @@ def test_numpy_policy_matches_jax(saved_policy):
     np.testing.assert_array_less(np.abs(got - want), 1e-5)
 
 
-def test_onnx_policy_matches_jax(saved_policy):
+@pytest.fixture(scope="module")
+def onnx_policy(saved_policy):
+    """The saved policy exported to ONNX, as a function of a batch of observations."""
     ort = pytest.importorskip("onnxruntime")
-    config, loaded, out, data = saved_policy
+    _, loaded, out, _ = saved_policy
     export.write_onnx(out + ".onnx", *loaded)
     session = ort.InferenceSession(out + ".onnx")
+    return lambda obs: session.run(["action"], {"obs": np.asarray(obs, np.float32)})[0]
+
+
+def test_onnx_policy_matches_jax(saved_policy, onnx_policy):
+    config, loaded, out, data = saved_policy
     obs = data[:64]
-    got = session.run(["action"], {"obs": obs})[0]
     want = np.asarray(jax.jit(jax.vmap(ppo.make_policy(*loaded)))(obs))
-    np.testing.assert_array_less(np.abs(got - want), 1e-5)
+    np.testing.assert_array_less(np.abs(onnx_policy(obs) - want), 1e-5)
+
+
+def test_an_input_constant_in_training_passes_through_every_export(saved_policy, onnx_policy):
+    """A 0.001 rad/s yaw command, never seen in training, barely moves the action in JAX, in the
+    NumPy controller and in ONNX alike (dividing by a tiny std would make it an input of 10)."""
+    config, loaded, out, data = saved_policy
+    yaw = WildRobotEnv(config.env).actor_layout.slice("command").start + 2
+    obs = data[:16].copy()
+    nudged = obs.copy()
+    nudged[:, yaw] += 0.001
+    numpy_policy = Controller.load(out + ".npz").policy
+    for name, policy in [
+        ("jax", jax.jit(jax.vmap(ppo.make_policy(*loaded)))),
+        ("numpy", lambda x: np.stack([numpy_policy(o) for o in x])),
+        ("onnx", onnx_policy),
+    ]:
+        change = np.abs(np.asarray(policy(nudged)) - np.asarray(policy(obs))).max()
+        assert change < 0.01, (name, change)
+    scale = Controller.load(out + ".npz").policy.std
+    assert scale[yaw] == 1.0 and scale[yaw - 1] == 1.0 and scale[0] > 1.5
 
 
 def test_load_policy_runs_in_a_few_lines(saved_policy):
@@ -84,50 +115,94 @@ def test_gravity_from_quaternion():
     np.testing.assert_allclose(gravity_in_sensor_frame(q), [1, 0, 0], atol=1e-12)
 
 
-def test_robot_side_observation_matches_the_env():
-    """Same physical state: env.step's actor obs == deploy.Controller.observation of the sensors."""
-    env = WildRobotEnv(NOISELESS)
-    action = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, env.action_size), jnp.float32)
+def test_npz_holds_what_the_robot_needs(saved_policy):
+    """export.write_npz's metadata: the config's and the model's values, the normalizer's rule."""
+    config, (_, actor_vars, stats), out, _ = saved_policy
+    env = WildRobotEnv(config.env)
+    f = np.load(out + ".npz")
+    assert [str(n) for n in f["obs_names"]] == [n for n, _ in env.actor_layout.pieces]
+    assert list(f["obs_sizes"]) == [s for _, s in env.actor_layout.pieces]
+    assert [str(a) for a in f["actuators"]] == list(config.env.actuators)
+    assert str(f["activation"]) == config.activation
+    for key, want in [
+        ("home", env.home_joints),
+        ("joint_lo", env.joint_lo),
+        ("joint_hi", env.joint_hi),
+        ("obs_mean", stats.mean),
+        ("obs_std", normalizer_scale(stats)),
+        ("action_scale", config.env.action_scale),
+        ("action_filter_alpha", config.env.action_filter_alpha),
+        ("ctrl_dt", config.env.ctrl_dt),
+        ("gait_frequency", config.env.gait_frequency),
+    ]:
+        np.testing.assert_allclose(f[key], np.asarray(want), rtol=1e-6, err_msg=key)
+    layers = export.actor_layers(actor_vars)
+    assert int(f["num_layers"]) == len(layers) == len(config.actor_hidden) + 1
+    for i, (kernel, bias) in enumerate(layers):
+        np.testing.assert_array_equal(f[f"kernel_{i}"], kernel)
+        np.testing.assert_array_equal(f[f"bias_{i}"], bias)
+
+
+# A low-pass filter and one step of servo latency: the action pipeline the robot runs.
+PIPELINE = override(NOISELESS, {"action_filter_alpha": 0.6, "randomization.action_delay": (1, 1)})
+
+
+def test_robot_side_controller_matches_the_env_with_filter_and_delay(saved_policy, tmp_path):
+    """Same physical state: env.step's actor obs == deploy.Controller.observation of the sensors;
+    the same actions through the controller's filter and the simulated robot's latency reach the
+    servos as env.step's filter and delay send them (delay 1: first the home pose, then the first
+    action, filtered)."""
+    config, (_, actor_vars, stats), _, _ = saved_policy
+    env = WildRobotEnv(PIPELINE)
+    actions = np.random.default_rng(2).uniform(-1, 1, (4, env.action_size)).astype(np.float32)
 
     @jax.jit
-    def two_steps(key):
-        state = env.step(env.reset(key), action)
-        return state, env.step(state, -action)
+    def run(key):
+        step = lambda s, a: (env.step(s, a),) * 2  # noqa: E731
+        return jax.lax.scan(step, env.reset(key), actions)[1]
 
-    first, state = two_steps(jax.random.key(0))
-    robot = MujocoRobot(NOISELESS, noise=False)
-    # After a step, MuJoCo's (and MJX's) positions and velocities are new but the kinematics were
-    # computed before the last integration; the robot-side code reads the same. Rebuild that state:
-    # semi-implicit Euler made qvel = qvel0 + dt * qacc and qpos = qpos0 + dt * qvel.
+    states = run(jax.random.key(0))
+    env_ctrl = np.asarray(states.data.ctrl[:, env.ids.actuators])
+
+    # By hand: filtered_k = 0.6 a_k + 0.4 filtered_(k-1); the servos get it one step later.
+    home = np.clip(np.asarray(env.home_joints), env.joint_lo, env.joint_hi)
+    filtered, want = np.zeros(env.action_size), [home]
+    for a in actions[:-1]:
+        filtered = 0.6 * a + 0.4 * filtered
+        want.append(np.clip(env.home_joints + PIPELINE.action_scale * filtered, env.joint_lo,
+                            env.joint_hi))  # fmt: skip
+    np.testing.assert_allclose(env_ctrl, np.stack(want), atol=1e-6)
+
+    # The controller from the exported file, driven by the same actions, through MujocoRobot.
+    path = str(tmp_path / "pipeline.npz")
+    export.write_npz(path, dataclasses.replace(config, env=PIPELINE), actor_vars, stats)
+    ctrl = Controller.load(path)
+    robot = MujocoRobot(PIPELINE, noise=False)
+    assert robot.action_delay == 1
+    robot.reset()
+    queue = iter(actions)
+    ctrl.policy = lambda _: next(queue)
+    for k in range(len(actions)):
+        robot.apply(ctrl.step(*robot.sensors(), command=np.zeros(3)))
+        np.testing.assert_allclose(robot.data.ctrl[robot.actuators], env_ctrl[k], atol=1e-6)
+
+    # The observation of the last state, rebuilt in MuJoCo. After a step, MuJoCo's (and MJX's)
+    # positions and velocities are new but the kinematics were computed before the last
+    # integration; the robot-side code reads the same. Semi-implicit Euler made
+    # qvel = qvel0 + dt * qacc and qpos = qpos0 + dt * qvel.
+    state = jax.tree.map(lambda x: x[-1], states)
     m, d = robot.model, robot.data
-    dt = NOISELESS.sim_dt
+    dt = PIPELINE.sim_dt
     d.qvel[:] = np.asarray(state.data.qvel) - dt * np.asarray(state.data.qacc)
     d.qpos[:] = np.asarray(state.data.qpos)
     mujoco.mj_integratePos(m, d.qpos, np.asarray(state.data.qvel, np.float64), -dt)
     mujoco.mj_forward(m, d)
     d.qpos[:] = np.asarray(state.data.qpos)  # the encoders read the new joint positions
     d.qvel[:] = np.asarray(state.data.qvel)
-
-    npz = {
-        "obs_names": [n for n, _ in env.actor_layout.pieces],
-        "obs_sizes": [s for _, s in env.actor_layout.pieces],
-        "home": np.asarray(env.home_joints),
-        "joint_lo": np.asarray(env.joint_lo),
-        "joint_hi": np.asarray(env.joint_hi),
-        "action_scale": NOISELESS.action_scale,
-        "action_filter_alpha": NOISELESS.action_filter_alpha,
-        "gait_frequency": NOISELESS.gait_frequency,
-        "ctrl_dt": NOISELESS.ctrl_dt,
-    }
-    ctrl = Controller(policy=None, meta=npz)
     ctrl.phase = float(state.info.phase)
-    ctrl.last_action = np.asarray(-action)
+    assert np.allclose(ctrl.last_action, actions[-1])
     obs = ctrl.observation(*robot.sensors(), command=np.asarray(state.info.command))
     np.testing.assert_allclose(obs, np.asarray(state.obs), atol=2e-4)
-    # The controller's targets are the env's servo targets for the same action.
-    ctrl.policy = lambda _: np.asarray(action)
-    targets = ctrl.step(*robot.sensors(), command=np.asarray(state.info.command))
-    np.testing.assert_allclose(targets, np.asarray(first.data.ctrl[env.ids.actuators]), atol=1e-6)
 
 
 def test_shipped_policy_walks_in_plain_mujoco():
@@ -135,9 +210,16 @@ def test_shipped_policy_walks_in_plain_mujoco():
     controller and the model against changes that would silently break the released policy."""
     config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
     ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
-    ctrl.delay = config.env.randomization.action_delay[1]
     commands = [0.0, 0.25, 0.5]
     rows = evaluate_mujoco(config.env, ctrl, commands, episodes=2)
     for row in rows:
         assert row["fall_rate"] == 0.0, row
         assert row["vel_err"] < 0.1, row
+
+
+def test_activation_tables_agree():
+    """deploy.py's NumPy activations are the trainer's, name for name and value for value."""
+    assert set(deploy.ACTIVATIONS) == set(ppo.ACTIVATIONS)
+    x = np.linspace(-5, 5, 101, dtype=np.float32)
+    for name, fn in ppo.ACTIVATIONS.items():
+        np.testing.assert_allclose(deploy.ACTIVATIONS[name](x), fn(jnp.asarray(x)), atol=1e-6)

@@ -113,6 +113,11 @@ def test_nan_in_physics_terminates_and_resets_cleanly(robot):
     for x in (after.final_obs, after.final_critic_obs, after.env.obs, after.env.reward):
         assert bool(jnp.isfinite(x).all())
     assert all(bool(jnp.isfinite(v).all()) for v in after.env.rewards.values())
+    # A blow-up costs what a fall costs, and scores nothing else.
+    c = robot[0].config
+    for name, value in after.env.rewards.items():
+        want = c.reward_scales.termination * c.ctrl_dt if name == "termination" else 0.0
+        np.testing.assert_allclose(value[1], want, err_msg=name)
     assert bool(jnp.isfinite(after.env.data.qvel).all()), "the robot was not reset"
     np.testing.assert_array_equal(after.env.info.step, [1, 0, 1, 1])
 
@@ -153,10 +158,30 @@ def test_randomization_stays_in_range_and_zero_range_is_nominal(robot):
         v = np.asarray(getattr(p, name))
         assert v.min() >= lo and v.max() <= hi, name
         assert v.max() - v.min() > 0.5 * (hi - lo), f"{name} does not cover its range"
-    # The model really changes, by the sampled amounts.
-    m = env.randomized_model(jax.tree.map(lambda x: x[0], p))
-    np.testing.assert_allclose(m.actuator_gainprm[:, 0], 21.1 * p.kp_scale[0], rtol=1e-5)
-    np.testing.assert_allclose(m.geom_friction[-1, 0], p.friction[0], rtol=1e-6)
+    # Every randomized model field changes by the sampled amounts, and nothing else does.
+    one = jax.tree.map(lambda x: x[0], p)
+    m, m0, ids = env.randomized_model(one), env.model, env.ids
+    close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)  # noqa: E731
+    friction = np.asarray(m0.geom_friction).copy()
+    friction[ids.friction_geoms, 0] = one.friction
+    close(m.geom_friction, friction)
+    mass = np.asarray(m0.body_mass) * np.asarray(one.mass_scale)
+    mass[0] = m0.body_mass[0]
+    mass[ids.torso] += one.torso_mass_offset
+    close(m.body_mass, mass)
+    ratio = mass / np.maximum(np.asarray(m0.body_mass), 1e-9)
+    close(m.body_inertia, np.asarray(m0.body_inertia) * ratio[:, None])
+    gain = 21.1 * one.kp_scale
+    close(m.actuator_gainprm[:, 0], np.full(env.nu, gain))
+    close(m.actuator_biasprm[:, 1], np.full(env.nu, -gain))
+    close(m.actuator_biasprm[:, 2], np.full(env.nu, -0.5 * one.kv_scale))
+    for name, scale in [("dof_damping", one.damping_scale),
+                        ("dof_frictionloss", one.frictionloss_scale),
+                        ("dof_armature", one.armature_scale)]:  # fmt: skip
+        want = np.asarray(getattr(m0, name)).copy()
+        want[ids.dofs] *= scale
+        close(getattr(m, name), want)
+        assert not np.allclose(getattr(m, name), getattr(m0, name)), name
     # Zero-width ranges give the nominal model exactly.
     fixed = {f.name: (0, 0) if f.name == "action_delay" else None for f in dataclasses.fields(r)}
     nominal = {k: v or (1.0, 1.0) for k, v in fixed.items()}
@@ -276,3 +301,50 @@ def test_where_done_picks_per_env():
     done = jnp.array([True, False])
     out = _where_done(done, {"a": jnp.ones((2, 3))}, {"a": jnp.zeros((2, 3))})
     np.testing.assert_array_equal(out["a"], [[1, 1, 1], [0, 0, 0]])
+
+
+def test_push_direction_and_next_push_time_are_independent(robot):
+    env = robot[0]
+    angle, countdown = jax.jit(jax.vmap(env.sample_push))(jax.random.split(jax.random.key(5), 4000))
+    lo, hi = env.config.randomization.push_interval
+    assert int(countdown.min()) >= round(lo / env.config.ctrl_dt)
+    assert int(countdown.max()) <= round(hi / env.config.ctrl_dt)
+    assert abs(np.corrcoef(angle, countdown)[0, 1]) < 0.1
+
+
+def test_feet_air_time_and_phase_reward_values(robot):
+    """Air time pays (time in the air - target) at touchdown while walking; feet_phase follows the
+    gait clock: left foot up in the first half of the cycle, right foot in the second."""
+    env, _, _, _, start, _, _ = robot
+    c = env.config
+    data, info = jax.tree.map(lambda x: x[0], (start.env.data, start.env.info))
+    s = env._sense(data, info)  # noqa: SLF001
+    feet = np.asarray(s["feet_pos"]).copy()
+    walk = info.replace(command=jnp.array([0.3, 0.0, 0.0]))
+
+    def terms(info, contact, heights, phase=0.0):
+        feet[:, 2] = heights
+        sensed = s | {"foot_contact": jnp.asarray(contact), "feet_pos": jnp.asarray(feet)}
+        info = info.replace(phase=jnp.float32(phase))
+        return env._reward_terms(sensed, info, jnp.zeros(env.nu), jnp.bool_(False))  # noqa: SLF001
+
+    # Left foot in the air for 20 control steps (the first still counts as touching: it was in
+    # contact the step before), then it lands.
+    air = walk.replace(last_contact=jnp.array([True, True]))
+    for _ in range(20):
+        _, air = terms(air, [False, True], [0.03, 0.0])
+    np.testing.assert_allclose(air.feet_air_time, [19 * c.ctrl_dt, 0.0], rtol=1e-5)
+    landed, after = terms(air, [True, True], [0.0, 0.0])
+    want = 20 * c.ctrl_dt - c.feet_air_time_target  # the landing step counts as air time
+    np.testing.assert_allclose(landed["feet_air_time"], want, rtol=1e-5)
+    np.testing.assert_allclose(after.feet_air_time, [0.0, 0.0])
+    standing, _ = terms(air.replace(command=jnp.zeros(3)), [True, True], [0.0, 0.0])
+    assert float(standing["feet_air_time"]) == 0.0
+
+    # At phase pi/2 the left foot should be at swing_height and the right foot down.
+    right, _ = terms(walk, [False, True], [c.swing_height, 0.0], phase=np.pi / 2)
+    np.testing.assert_allclose(right["feet_phase"], 1.0, rtol=1e-5)
+    wrong, _ = terms(walk, [True, False], [0.0, c.swing_height], phase=np.pi / 2)
+    np.testing.assert_allclose(wrong["feet_phase"], np.exp(-2 * c.swing_height**2 / 0.0025))
+    still, _ = terms(walk.replace(command=jnp.zeros(3)), [False, True], [c.swing_height, 0.0])
+    assert float(still["feet_phase"]) == 0.0

@@ -22,6 +22,7 @@ sys.path.insert(0, ROOT)
 
 import probe_envs  # noqa: E402
 
+import driver  # noqa: E402
 import ppo  # noqa: E402
 import runs  # noqa: E402
 from config import ConfigError  # noqa: E402
@@ -229,6 +230,33 @@ def test_value_bootstraps_through_truncation():
     np.testing.assert_allclose(value_of(trainer, state, [[1.0]]), 1 / (1 - 0.8), rtol=0.05)
 
 
+def test_truncation_bootstraps_from_the_final_observation_not_the_reset_one():
+    """V(1) = 5 and V(0) = 4 at gamma 0.8; bootstrapping from the reset observation gives 2.8."""
+    config = probe_config(total_steps=80_000, gamma=0.8)
+    trainer, state, _ = train(config, probe_envs.TruncatedAfterTwo())
+    np.testing.assert_allclose(value_of(trainer, state, [[1.0], [0.0]]), [5.0, 4.0], rtol=0.05)
+
+
+def test_trains_a_probe_env_without_the_robot():
+    """ppo.py with a physics-free env: the process never imports env.py or MuJoCo."""
+    script = """
+import sys, jax, numpy as np
+import ppo, probe_envs
+config = ppo.check_config(ppo.PPOConfig(**dict(PROBE, total_steps=40_000)))
+trainer = ppo.make_train(config, probe_envs.RewardedAction())
+_, metrics = jax.jit(trainer.train)(jax.random.PRNGKey(0))
+assert np.asarray(metrics["episode/return"])[-1] > 0.9, metrics["episode/return"]
+robot = sorted(m for m in sys.modules if m == "env" or m.startswith("mujoco"))
+assert not robot, robot
+print("trained without", robot)
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+    cmd = [sys.executable, "-c", f"PROBE = {PROBE!r}\n{script}"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trained without []" in out.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # Learning, seeds, types
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +284,7 @@ def test_one_seed_without_vmap_matches_vmap():
     trainer = ppo.make_train(config, probe_envs.PointMass())
     keys = jax.random.split(jax.random.PRNGKey(0), 1)
     results = []
-    for mapped in (ppo.over_seeds, lambda fn, _: jax.vmap(fn)):
+    for mapped in (driver.over_seeds, lambda fn, _: jax.vmap(fn)):
         state = jax.jit(mapped(trainer.init, 1))(keys)
         results.append(jax.jit(mapped(trainer.train_chunk, 1))(state))
     assert jax.tree.structure(results[0]) == jax.tree.structure(results[1])
