@@ -185,7 +185,8 @@ class ReferenceInit:
     """
 
     def __init__(self, env: Any, starts: Any, phases: jax.Array | None, share: float):
-        self.env, self.starts, self.phases, self.share = env, starts, phases, share
+        self.env, self.starts, self.share = env, starts, share
+        self.phases = None if phases is None else jnp.asarray(phases, jnp.float32)
         self.obs_size = env.obs_size
         self.critic_obs_size = env.critic_obs_size
         self.action_size = env.action_size
@@ -252,7 +253,7 @@ def load_reference(config: AMPConfig, env: Any) -> Reference:
     clips = motion_lib.load_motion(resolve_path(config.amp.motion), config.env)
     features = motion_lib.motion_features(env, clips)
     s, s_next = motion_lib.transitions(clips, features)
-    phases = getattr(clips, "phase", None)
+    phases = clips.phase
     return Reference(
         pairs=jnp.asarray(np.stack([s, s_next], axis=1), jnp.float32),
         starts=env.forward_states(clips.qpos, clips.qvel),

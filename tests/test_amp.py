@@ -5,6 +5,10 @@ starts), and reference state initialization on WildRobot."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +20,8 @@ import pytest
 import amp
 import ppo
 from wrappers import normalizer_init, normalizer_update
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ---------------------------------------------------------------------------------------------
 # The math
@@ -227,3 +233,63 @@ def test_resume_equals_uninterrupted_and_the_policy_loads(probe, tmp_path):
     np.testing.assert_array_equal(
         actor["params"]["mean"]["kernel"], resumed.params.actor["params"]["mean"]["kernel"][0]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# WildRobot: reference starts and the command line
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reference_start_puts_the_robot_in_the_clip_pose():
+    """With reference_init 1 every reset starts on a clip frame: its pose, velocities and gait
+    clock, the servos aimed at its joint angles as far as the action range reaches (so they hold
+    the pose rather than yank it home)."""
+    import motion
+    from env import EnvConfig, WildRobotEnv
+
+    config = EnvConfig(randomization=dataclasses.replace(
+        EnvConfig().randomization, joint_offset=(0.0, 0.0)))  # fmt: skip
+    env = WildRobotEnv(config)
+    clips = motion.load_motion(os.path.join(ROOT, "data"), config)
+    starts = amp.ReferenceInit(env, env.forward_states(clips.qpos, clips.qvel), clips.phase, 1.0)
+    states = jax.jit(jax.vmap(starts.reset))(jax.random.split(jax.random.key(0), 8))
+    qpos = np.asarray(states.data.qpos)
+    frames = [int(np.argmin(np.abs(clips.qpos - q).sum(1))) for q in qpos]
+    np.testing.assert_allclose(qpos, clips.qpos[frames], atol=1e-6)
+    np.testing.assert_allclose(states.data.qvel, clips.qvel[frames], atol=1e-6)
+    np.testing.assert_allclose(states.info.phase, clips.phase[frames], atol=1e-6)
+    joints = clips.qpos[frames][:, env.ids.qpos]
+    reach = config.action_scale
+    want = np.clip(env.home_joints + np.clip(joints - env.home_joints, -reach, reach),
+                   env.joint_lo, env.joint_hi)  # fmt: skip
+    np.testing.assert_allclose(states.data.ctrl[:, env.ids.actuators], want, atol=1e-5)
+    # The filter and the delay line hold that action too, and the policy sees it as its last.
+    action = np.clip((joints - env.home_joints) / reach, -1, 1)
+    for held in (
+        states.info.filtered_action,
+        states.info.last_action,
+        states.info.action_buffer[:, -1],
+    ):
+        np.testing.assert_allclose(held, action, atol=1e-5)
+    assert len(set(frames)) > 4  # random frames, not one
+    assert (np.asarray(states.obs)[:, :3] != np.asarray(states.obs)[0, :3]).any()
+
+
+def test_cli_smoke_run(tmp_path):
+    """`python amp.py` on the tiny config: trains, prints the discriminator's numbers, writes a
+    policy that ppo.load_policy (and so play.py and export.py) runs."""
+    run_dir = tmp_path / "amp"
+    cmd = [sys.executable, "amp.py", "--config", "configs/smoke_amp.toml", "--run-dir",
+           str(run_dir)]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name in ("amp/accuracy", "amp/d_reference", "amp/d_policy", "amp/grad_penalty",
+                 "amp/style_reward", "amp/task_reward"):  # fmt: skip
+        assert name in out.stdout, name
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["update"] for r in records] == [1, 2, 3]
+    assert 0.0 <= records[-1]["amp/style_reward"] <= 1.0
+    env_config, policy = ppo.load_policy(str(run_dir / "policy.msgpack"))
+    action = policy(jnp.zeros(38))
+    assert action.shape == (9,) and bool(jnp.all(jnp.abs(action) <= 1.0))
