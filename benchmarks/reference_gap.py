@@ -1,0 +1,212 @@
+"""How close a policy's gait is to the reference clips, for any number of policies side by side.
+
+For each policy and each clip speed (the `speed` a data/walk_<v>.npz records, v > 0), the MJX env
+runs the deterministic policy at that forward command (nominal physics: no randomization, no
+pushes, no sensor noise) and records the last 6 s of 8 s episodes. Then, per policy:
+  * held-out accuracy of a fresh discriminator: amp.Discriminator trained after the fact (LSGAN,
+    the AMP features of transitions (s, s'), fixed steps) to tell this policy's transitions from
+    the reference ones on 70% of each, scored on the other 30%. 50% = indistinguishable;
+  * phase-averaged joint trajectories: mean joint angle in 20 bins of the env's gait clock, policy
+    vs the clip of the same speed (which carries the same clock); RMS over bins, per joint;
+  * foot slip (play.foot_slip, as in play.py's tables) and the share of time each servo spends at
+    its torque limit (|force| >= 99% of forcerange).
+
+    python benchmarks/reference_gap.py policies/wildrobot_walk.msgpack runs/<amp run>/policy.msgpack
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import amp  # noqa: E402
+import motion  # noqa: E402
+import ppo  # noqa: E402
+from config import override  # noqa: E402
+from env import WildRobotEnv  # noqa: E402
+from play import foot_slip  # noqa: E402
+from wrappers import normalizer_init, normalizer_update  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECONDS, SETTLE = 8.0, 2.0
+BINS = 20
+
+
+def nominal(env_config):
+    """The env config with randomization, pushes and noise off and the command held."""
+    r = env_config.randomization
+    fixed = {f.name: (0, 0) if f.name == "action_delay" else (1.0, 1.0) for f in
+             dataclasses.fields(r)}  # fmt: skip
+    for name in ("torso_mass_offset", "joint_offset", "push_velocity"):
+        fixed[name] = (0.0, 0.0)
+    fixed["floor_friction"] = (r.floor_friction[1], r.floor_friction[1])
+    fixed["push_interval"] = r.push_interval
+    noise = {f.name: 0.0 for f in dataclasses.fields(env_config.noise)}
+    held = {"command_resample_seconds": 1e6, "zero_command_prob": 0.0}
+    return override(env_config, {"randomization": fixed, "noise": noise, **held})
+
+
+def rollouts(policy_path: str, speeds: list[float], episodes: int) -> dict[str, np.ndarray]:
+    """(speeds, episodes, steps, ...) qpos, qvel, phase, forces, slip, alive of one policy."""
+    config, actor, stats = ppo.load_policy_params(policy_path)
+    env = WildRobotEnv(nominal(config.env))
+    policy = jax.vmap(ppo.make_policy(config, actor, stats))
+    steps = int(SECONDS / env.config.ctrl_dt)
+    cmds = jnp.repeat(jnp.asarray(speeds, jnp.float32), episodes)
+    cmds = jnp.stack([cmds, jnp.zeros_like(cmds), jnp.zeros_like(cmds)], axis=1)
+    contact = env.critic_layout.slice("foot_contact")
+    feet_vel = env.critic_layout.slice("feet_vel")
+
+    @jax.jit
+    def run(key):
+        state = jax.vmap(env.set_command)(
+            jax.vmap(env.reset)(jax.random.split(key, len(cmds))), cmds
+        )
+
+        def body(carry, _):
+            state, alive = carry
+            phase = state.info.phase
+            state = jax.vmap(env.step)(state, policy(state.obs))
+            alive = alive & ~state.terminated
+            obs = state.critic_obs
+            return (state, alive), {
+                "qpos": state.data.qpos,
+                "qvel": state.data.qvel,
+                "phase": phase,  # the clock of the pose at the start of this step
+                "force": state.data.actuator_force[:, env.ids.actuators],
+                "slip": foot_slip(obs[:, feet_vel], obs[:, contact], env.nfeet),
+                "alive": alive,
+            }
+
+        return jax.lax.scan(body, (state, jnp.ones(len(cmds), bool)), None, steps)[1]
+
+    out = jax.tree.map(np.asarray, run(jax.random.key(0)))
+    shape = (len(speeds), episodes)
+    out = {k: np.moveaxis(v, 0, 1).reshape(shape + (steps,) + v.shape[2:]) for k, v in out.items()}
+    out["limit"] = np.asarray(env.mj_model.actuator_forcerange[env.ids.actuators, 1])
+    out["env"] = env
+    return out
+
+
+def phase_profile(joints: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """(BINS, joints) mean joint angle per bin of the gait clock."""
+    bins = np.minimum((phase / (2 * np.pi) * BINS).astype(int), BINS - 1)
+    return np.stack([joints[bins == b].mean(0) for b in range(BINS)])
+
+
+def fresh_discriminator_accuracy(policy_pairs: np.ndarray, reference_pairs: np.ndarray) -> float:
+    """Held-out accuracy of a discriminator trained from scratch on 70% of each source."""
+    rng = np.random.default_rng(0)
+    policy_pairs, reference_pairs = rng.permutation(policy_pairs), rng.permutation(reference_pairs)
+    cut_p, cut_r = int(0.7 * len(policy_pairs)), int(0.7 * len(reference_pairs))
+    stats = normalizer_update(
+        normalizer_init(policy_pairs.shape[-1]),
+        jnp.asarray(np.concatenate([policy_pairs[:cut_p], reference_pairs[:cut_r]]).reshape(
+            -1, policy_pairs.shape[-1])),
+    )  # fmt: skip
+    disc = amp.Discriminator((256, 256))
+    params = disc.init(jax.random.key(0), jnp.zeros(2 * policy_pairs.shape[-1]))
+    optimizer = optax.adam(3e-4)
+    train_p, train_r = jnp.asarray(policy_pairs[:cut_p]), jnp.asarray(reference_pairs[:cut_r])
+
+    @jax.jit
+    def train(params, key):
+        def step(carry, key):
+            params, opt_state = carry
+            k1, k2 = jax.random.split(key)
+            pol = train_p[jax.random.randint(k1, (512,), 0, len(train_p))]
+            ref = train_r[jax.random.randint(k2, (512,), 0, len(train_r))]
+            grads = jax.grad(lambda p: amp.disc_loss(p, disc, stats, ref, pol, 0.0)[0])(params)
+            updates, opt_state = optimizer.update(grads, opt_state)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, 3000))
+
+    (params, _), _ = train(params, jax.random.key(1))
+    score = lambda pairs: disc.apply(params, amp.disc_input(stats, jnp.asarray(pairs)))  # noqa: E731
+    return float(amp.accuracy(score(reference_pairs[cut_r:]), score(policy_pairs[cut_p:])))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("policies", nargs="+", help="policy or checkpoint files")
+    parser.add_argument("--data", default=os.path.join(ROOT, "data"), help="reference clips")
+    parser.add_argument("--episodes", type=int, default=8, help="per speed")
+    args = parser.parse_args()
+
+    rows = []
+    for path in args.policies:
+        config = ppo.load_policy_params(path)[0]
+        clips = motion.load_motion(args.data, config.env)
+        speeds = sorted({float(np.load(c)["speed"]) for c in clips.clip_names} - {0.0})
+        out = rollouts(path, speeds, args.episodes)
+        env = out["env"]
+        featurize = motion.make_featurize(env)
+        ref_features = motion.motion_features(env, clips, featurize)
+        s, s_next = motion.transitions(clips, ref_features)
+        reference_pairs = np.stack([s, s_next], axis=1)
+        settle = int(SETTLE / env.config.ctrl_dt)
+        alive = out["alive"][:, :, settle:]
+        qpos = out["qpos"][:, :, settle:][alive]
+        qvel = out["qvel"][:, :, settle:][alive]
+        features = np.asarray(featurize(qpos, qvel))
+        # Consecutive steps of one surviving episode make a pair.
+        keep = (alive[:, :, :-1] & alive[:, :, 1:]).reshape(-1)
+        feats_all = np.zeros(alive.shape + (features.shape[-1],), np.float32)
+        feats_all[alive] = features
+        pairs = np.stack([feats_all[:, :, :-1], feats_all[:, :, 1:]], axis=-2)
+        policy_pairs = pairs.reshape(-1, 2, features.shape[-1])[keep]
+        accuracy = fresh_discriminator_accuracy(policy_pairs, reference_pairs)
+
+        joints = env.ids.qpos
+        rms = []
+        for i, v in enumerate(speeds):
+            clip = next(
+                k for k, c in enumerate(clips.clip_names) if float(np.load(c)["speed"]) == v
+            )
+            ref = phase_profile(clips.qpos[clips.clip == clip][:, joints],
+                                clips.phase[clips.clip == clip])  # fmt: skip
+            a = alive[i]
+            pol = phase_profile(out["qpos"][i, :, settle:][a][:, joints],
+                                out["phase"][i, :, settle:][a])  # fmt: skip
+            rms.append(np.sqrt(((pol - ref) ** 2).mean(0)))
+        rms = np.mean(rms, axis=0)
+        force = np.abs(out["force"][:, :, settle:][alive])
+        at_limit = (force >= 0.99 * out["limit"]).mean(0)
+        rows.append((path, accuracy, rms, float(out["slip"][:, :, settle:][alive].mean()),
+                     at_limit, 1 - out["alive"][:, :, -1].mean()))  # fmt: skip
+
+    names = [a.removesuffix("_pitch").removesuffix("_yaw") for a in config.env.actuators]
+    print(
+        f"# speeds {[round(v, 2) for v in speeds]} m/s x {args.episodes} episodes, last {SECONDS - SETTLE:g} s of "
+        f"{SECONDS:g} s, nominal physics; fresh discriminator: 3000 Adam steps, 70/30 split"
+    )
+    print("| policy | held-out D accuracy | joint RMS vs reference, mean (rad) | foot slip m/s | "
+          "max share at torque limit | falls |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for path, accuracy, rms, slip, at_limit, falls in rows:
+        worst = names[int(at_limit.argmax())]
+        print(
+            f"| {os.path.basename(path)} | {accuracy:.1%} | {rms.mean():.3f} | {slip:.3f} | "
+            f"{at_limit.max():.1%} ({worst}) | {falls:.1%} |"
+        )
+    print(
+        "\nPer joint, RMS of the phase-averaged angle vs the reference (rad) / share at the limit:"
+    )
+    print("| policy | " + " | ".join(names) + " |")
+    print("| --- |" + " ---: |" * len(names))
+    for path, _, rms, _, at_limit, _ in rows:
+        cells = " | ".join(f"{r:.3f} / {t:.0%}" for r, t in zip(rms, at_limit, strict=True))
+        print(f"| {os.path.basename(path)} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
