@@ -10,7 +10,9 @@ is the command line both `ppo.py` and `amp.py` present. A learner's train state 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -22,6 +24,7 @@ import jax
 import numpy as np
 from flax import serialization
 
+import parallel
 import runs
 from config import ConfigError
 from wrappers import RunningStats
@@ -79,10 +82,6 @@ def save_policy(path: str, config: Any, actor_params: Any, actor_norm: RunningSt
 # ---------------------------------------------------------------------------------------------
 
 
-PANELS = ["episode/return", "episode/length", "reward/", "loss/value", "loss/policy",
-          "policy/entropy", "policy/approx_kl", "policy/std"]  # fmt: skip
-
-
 def over_seeds(fn: Callable[..., Any], num_seeds: int) -> Callable[..., Any]:
     """`fn` mapped over a leading seed axis of its arguments and results.
 
@@ -100,6 +99,20 @@ def over_seeds(fn: Callable[..., Any], num_seeds: int) -> Callable[..., Any]:
     return one_seed
 
 
+def compile_chunk(train_chunk: Callable, state: Any, shardings: Any, mesh: Any) -> Any:
+    """`train_chunk` over the seeds of `state`, compiled for its layout on the devices of `mesh`.
+
+    Ahead of time: an input of other types fails loudly instead of recompiling. The mesh set while
+    tracing is what parallel.shard_batch splits minibatches over.
+    """
+    num_seeds = jax.tree.leaves(state)[0].shape[0]
+    whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    fn = over_seeds(train_chunk, num_seeds)
+    jitted = jax.jit(fn, in_shardings=(shardings,), out_shardings=(shardings, whole))
+    with jax.set_mesh(mesh):
+        return jitted.lower(state).compile()
+
+
 def run(
     learner: Learner,
     config: Any,
@@ -114,35 +127,57 @@ def run(
     A fresh run needs `run_dir` absent or empty; `resume` continues from its checkpoint.msgpack
     and changes nothing there until that has been restored. `stop_after` stops after that many
     updates as an interrupted run would (without final files). Ctrl-C saves a checkpoint of the
-    last finished chunk, then raises KeyboardInterrupt.
+    last finished chunk, then raises KeyboardInterrupt. The envs are split over every device of
+    every process (parallel.py); only process 0 writes `run_dir` and prints, and every process
+    of a resumed run reads the checkpoint.
     """
     t0 = time.perf_counter()
     checkpoint = os.path.join(run_dir, "checkpoint.msgpack")
-    with runs.hold_run_dir(run_dir, resume):
+    writer = parallel.is_writer()
+    held = runs.hold_run_dir(run_dir, resume) if writer else contextlib.nullcontext()
+    with held:
         trainer = learner.make_train(config, env)
         init = over_seeds(trainer.init, config.num_seeds)
-        keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds))
+        mesh = parallel.make_mesh()
+        if config.num_envs % mesh.size:
+            raise ConfigError(
+                f"num_envs {config.num_envs} must be a multiple of the {mesh.size} devices"
+            )
+        template = jax.eval_shape(init, keys)
+        shardings = parallel.state_shardings(template, mesh)
         if resume:
-            state = runs.restore_tree(checkpoint, jax.eval_shape(init, keys))
+            state = runs.restore_tree(checkpoint, template, shardings)
         else:
-            state = jax.jit(init)(keys)
-        runs.remove_temp_files(run_dir)
-        runs.atomic_write(os.path.join(run_dir, "config.json"), config_json(config).encode())
+            state = jax.jit(init, out_shardings=shardings)(keys)
+
+        def save(state: Any) -> None:
+            host = parallel.to_host(state)  # a collective: every process takes part
+            if writer:
+                save_checkpoint(checkpoint, config, host)
+
+        if writer:
+            runs.remove_temp_files(run_dir)
+            runs.atomic_write(os.path.join(run_dir, "config.json"), config_json(config).encode())
         start = done = int(state.update[0])
-        log = runs.MetricsLog(run_dir, config.num_seeds, resume_after=done if resume else None)
+        log = None  # only process 0 keeps the metrics
+        if writer:
+            log = runs.MetricsLog(run_dir, config.num_seeds, resume_after=done if resume else None)
         end = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
+        say = functools.partial(print, flush=True) if writer else lambda *_: None
         try:
-            # Compiled ahead of time: an input of other types fails loudly instead of recompiling.
-            train_chunk = jax.jit(over_seeds(trainer.train_chunk, config.num_seeds))
-            chunk = train_chunk.lower(state).compile()
-            print(f"compiled in {time.perf_counter() - t0:.1f} s (init + train chunk)", flush=True)
+            chunk = compile_chunk(trainer.train_chunk, state, shardings, mesh)
+            say(f"compiled in {time.perf_counter() - t0:.1f} s (init + train chunk)")
             t_train = time.perf_counter()
             while done < end:
+                profile = profile and writer
                 if profile:  # the first call after compilation is already steady state
                     jax.profiler.start_trace(os.path.join(run_dir, "profile"))
                 t = time.perf_counter()
-                # `state` moves on only once the chunk is logged: it is what Ctrl-C saves.
-                after, metrics = jax.block_until_ready(chunk(state))
+                # `state` moves on only once the chunk is logged: it is what Ctrl-C saves. Nothing
+                # crosses to or from the host during a chunk; the metrics go after it.
+                with jax.transfer_guard("disallow"):
+                    after, metrics = jax.block_until_ready(chunk(state))
                 seconds = time.perf_counter() - t
                 if profile:
                     jax.profiler.stop_trace()
@@ -152,24 +187,26 @@ def run(
                     metrics["loss/total"],
                     config.num_seeds * config.updates_per_chunk * config.batch_size / seconds,
                 )
-                log.write(metrics, done, config.batch_size)
+                if log:
+                    log.write(metrics, done, config.batch_size)
                 first, done, state = done, done + config.updates_per_chunk, after
                 now = time.perf_counter()
                 left = (now - t_train) / (done - start) * (config.num_updates - done)
-                print(
-                    progress_line(config, metrics, done, now - t0, left, learner.groups), flush=True
-                )
+                say(progress_line(config, metrics, done, now - t0, left, learner.groups))
                 every = config.checkpoint_every
                 if done == config.num_updates or (every > 0 and done // every > first // every):
-                    save_checkpoint(checkpoint, config, state)
+                    save(state)
         except KeyboardInterrupt:
-            save_checkpoint(checkpoint, config, state)
-            print(f"\ninterrupted: saved a checkpoint at update {done}", flush=True)
+            save(state)
+            say(f"\ninterrupted: saved a checkpoint at update {done}")
             raise
         finally:
-            log.close()
+            if log:
+                log.close()
         if done == config.num_updates:
-            first_seed = jax.tree.map(lambda x: x[0], (state.params.actor, state.actor_norm))
+            host = parallel.to_host((state.params.actor, state.actor_norm))
+        if done == config.num_updates and log:
+            first_seed = jax.tree.map(lambda x: x[0], host)
             save_policy(os.path.join(run_dir, "policy.msgpack"), config, *first_seed)
             curves = os.path.join(run_dir, "learning_curves.png")
             runs.plot_curves(log.path, curves, learner.panels)
@@ -268,8 +305,19 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         help="compiled programs kept for the next start, or 'off' (default: %(default)s; "
         "$JAX_COMPILATION_CACHE_DIR sets it)",
     )
+    hosts = parser.add_argument_group(
+        "several processes (one per host or GPU; see README, Scaling out)",
+        "each process runs the same command; values not given come from SLURM, Open MPI or "
+        "$JAX_COORDINATOR_ADDRESS",
+    )
+    hosts.add_argument("--distributed", action="store_true", help="join a multi-process run")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    hosts.add_argument("--num-processes", type=int, metavar="N")
+    hosts.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1; 0 writes the run")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_intermixed_args(argv)  # overrides before, between or after the flags
+    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
+        parallel.initialize(args.coordinator, args.num_processes, args.process_id)
     use_compile_cache(args.compile_cache)
     overrides = args.overrides + ([f"num_seeds={args.num_seeds}"] if args.num_seeds else [])
     try:
@@ -279,16 +327,23 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         run_dir = args.resume or args.run_dir
         if not run_dir:  # a new directory, "-2" etc. added if another run took the name
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            run_dir = runs.new_run_dir(os.path.join("runs", f"{config.name}-{stamp}"))
+            run_dir = os.path.join("runs", f"{config.name}-{stamp}")
+            # Only process 0 writes it; the others never look (a fresh run reads nothing).
+            run_dir = runs.new_run_dir(run_dir) if parallel.is_writer() else run_dir
     except (ConfigError, OSError) as e:
         parser.error(str(e))
-    print(f"run directory {run_dir}: {config.num_updates} updates of {config.batch_size:,} steps")
+    if parallel.is_writer():
+        devices = f"{jax.device_count()} devices in {jax.process_count()} processes"
+        print(f"run directory {run_dir}: {config.num_updates} updates of "
+              f"{config.batch_size:,} steps on {devices}")  # fmt: skip
     try:
         run(learner, config, run_dir, env, resume=bool(args.resume), profile=args.profile)
     except ConfigError as e:  # a run directory in use, a checkpoint this config cannot take, ...
         parser.error(str(e))
     except KeyboardInterrupt:
-        if os.path.exists(os.path.join(run_dir, "checkpoint.msgpack")):
+        if not parallel.is_writer():
+            pass
+        elif os.path.exists(os.path.join(run_dir, "checkpoint.msgpack")):
             print(f"continue with: python {learner.script} --resume {run_dir}")
         else:
             print(f"stopped before anything was saved: nothing to resume in {run_dir}")

@@ -41,6 +41,7 @@ from config import (
     override,
     parse_overrides,
 )
+from parallel import shard_batch
 from wrappers import (
     EpisodeStats,
     RunningStats,
@@ -507,7 +508,10 @@ def learn(
     def epoch(carry: SGDCarry, key: jax.Array) -> tuple[SGDCarry, dict[str, jax.Array]]:
         order = jax.random.permutation(key, config.batch_size)
         shape = (config.num_minibatches, config.minibatch_size)
-        minibatches = jax.tree.map(lambda x: x[order].reshape(shape + x.shape[1:]), batch)
+        # Each device takes the gradient of its slice of every minibatch (XLA sums them).
+        minibatches = jax.tree.map(
+            lambda x: shard_batch(x[order].reshape(shape + x.shape[1:]), axis=1), batch
+        )
         return jax.lax.scan(sgd_step, carry, minibatches)
 
     key, k_epochs = jax.random.split(state.key)

@@ -125,8 +125,13 @@ def load_msgpack(path: str) -> dict[str, Any]:
     return payload
 
 
-def restore_tree(path: str, template: Any) -> Any:
-    """The pytree saved at `path`, in `template`'s structure; errors name the file and any leaf."""
+def restore_tree(path: str, template: Any, shardings: Any = None) -> Any:
+    """The pytree saved at `path`, in `template`'s structure; errors name the file and any leaf.
+
+    With `shardings` (a pytree like `template`), each leaf becomes a global array laid out by
+    its sharding, which may span processes: every process reads the whole file and keeps its part,
+    so a checkpoint saved on any number of devices resumes on any other.
+    """
     try:
         saved = load_msgpack(path).get("leaves")
     except FileNotFoundError:
@@ -134,7 +139,8 @@ def restore_tree(path: str, template: Any) -> Any:
     if not isinstance(saved, dict):
         raise ConfigError(f"'{path}' is not a readable checkpoint (no saved state)")
     restored = []
-    for name, want in _leaves_by_path(template).items():
+    places = jax.tree.leaves(shardings) if shardings is not None else None
+    for i, (name, want) in enumerate(_leaves_by_path(template).items()):
         if name not in saved:
             raise ConfigError(f"checkpoint '{path}' has no {name}")
         have = np.asarray(saved[name])
@@ -143,7 +149,10 @@ def restore_tree(path: str, template: Any) -> Any:
                 f"checkpoint '{path}': {name} is {have.dtype}{list(have.shape)}, this config "
                 f"needs {want.dtype}{list(want.shape)}"
             )
-        restored.append(jnp.asarray(have))
+        if places is None:
+            restored.append(jnp.asarray(have))
+        else:
+            restored.append(jax.make_array_from_callback(have.shape, places[i], have.__getitem__))
     return jax.tree.unflatten(jax.tree.structure(template), restored)
 
 

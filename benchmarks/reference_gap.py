@@ -186,8 +186,9 @@ def main() -> None:
 
     names = [a.removesuffix("_pitch").removesuffix("_yaw") for a in config.env.actuators]
     print(
-        f"# speeds {[round(v, 2) for v in speeds]} m/s x {args.episodes} episodes, last {SECONDS - SETTLE:g} s of "
-        f"{SECONDS:g} s, nominal physics; fresh discriminator: 3000 Adam steps, 70/30 split"
+        f"# speeds {[round(v, 2) for v in speeds]} m/s x {args.episodes} episodes, last "
+        f"{SECONDS - SETTLE:g} s of {SECONDS:g} s, nominal physics; fresh discriminator: 3000 "
+        "Adam steps, 70/30 split"
     )
     print("| policy | held-out D accuracy | joint RMS vs reference, mean (rad) | foot slip m/s | "
           "max share at torque limit | falls |")  # fmt: skip
