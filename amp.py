@@ -155,6 +155,7 @@ class Replay:
 
 
 def replay_init(size: int, features: int) -> Replay:
+    """An empty buffer of `size` transitions of `features` per frame."""
     return Replay(jnp.zeros((size, 2, features)), jnp.zeros((), jnp.int32))
 
 

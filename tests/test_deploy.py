@@ -17,7 +17,7 @@ import ppo
 from config import override
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
-from play import MujocoRobot, evaluate_mujoco
+from play import MujocoRobot, evaluate_mujoco, foot_slip
 from wrappers import normalizer_init, normalizer_scale, normalizer_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -223,3 +223,15 @@ def test_activation_tables_agree():
     x = np.linspace(-5, 5, 101, dtype=np.float32)
     for name, fn in ppo.ACTIVATIONS.items():
         np.testing.assert_allclose(deploy.ACTIVATIONS[name](x), fn(jnp.asarray(x)), atol=1e-6)
+
+
+def test_foot_slip_one_definition_for_any_soles_per_foot():
+    """play.foot_slip, used by both tables: mean horizontal speed of the feet with a sole in
+    contact, from NumPy or JAX, two soles per foot (WildRobot) or one (a box per foot)."""
+    feet_vel = np.array([[0.3, 0.4, 9.0, 1.0, 0.0, -5.0]])  # left 0.5 m/s, right 1 m/s; z ignored
+    two_soles = np.array([[True, False, False, False]])  # left heel only
+    one_sole = np.array([[True, True]])
+    np.testing.assert_allclose(foot_slip(feet_vel, two_soles, 2), [0.5])
+    np.testing.assert_allclose(foot_slip(feet_vel, one_sole, 2), [0.75])
+    np.testing.assert_allclose(foot_slip(feet_vel, np.zeros((1, 2), bool), 2), [0.0])
+    np.testing.assert_allclose(jax.jit(foot_slip, static_argnums=2)(feet_vel, one_sole, 2), [0.75])
