@@ -1,0 +1,92 @@
+"""Data parallelism over every device and host: the mesh, the train state's shardings, start-up.
+
+One training program runs on all devices of all processes: a 1-D mesh over `jax.devices()`, the
+envs (every `VecState` leaf with a num_envs axis) split over it, everything else (parameters,
+optimizer state, normalizers, keys, AMP's discriminator and replay buffer) replicated. This is
+`jax.jit` with shardings, not `shard_map`: the program stays the one-device program, so a run on D
+devices draws the same random numbers and the same minibatches as on one and agrees with it up to
+float rounding of the reductions, and XLA inserts the collectives (the gradient all-reduce, the
+normalizer sums, the minibatch gather) itself. `shard_batch` tells it which axis of a batch to
+split; on one device nothing here changes the program.
+
+    python ppo.py                                                   # every local device
+    python ppo.py --coordinator HOST:1234 --num-processes 2 --process-id 0   # one process per host
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from wrappers import VecState
+
+AXIS = "envs"  # the mesh axis the envs (and each minibatch) are split over
+
+
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
+    """Join a multi-process run; values left None come from SLURM, Open MPI or $JAX_COORDINATOR_*.
+
+    Call before anything touches a device: JAX fixes its devices at the first use.
+    """
+    # CPU processes need a collectives backend to reduce across each other (GPUs use NCCL).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+
+
+def make_mesh() -> Mesh:
+    """The 1-D mesh over every device of every process."""
+    return Mesh(np.array(jax.devices()), (AXIS,))
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run directory and prints (process 0 of a run)."""
+    return jax.process_index() == 0
+
+
+def state_shardings(template: Any, mesh: Mesh, env_axis: int = 1) -> Any:
+    """Shardings of a train state: VecStates split on `env_axis` (after the seeds), rest whole."""
+    whole = NamedSharding(mesh, PartitionSpec())
+    envs = NamedSharding(mesh, PartitionSpec(*[None] * env_axis, AXIS))
+
+    def place(node: Any) -> Any:
+        if isinstance(node, VecState):  # its key is one per seed, not per env
+            return jax.tree.map(lambda _: envs, node).replace(key=whole)
+        return jax.tree.map(lambda _: whole, node)
+
+    return jax.tree.map(place, template, is_leaf=lambda x: isinstance(x, VecState))
+
+
+def shard_batch(x: jax.Array, axis: int = 0) -> jax.Array:
+    """`x` with `axis` split over the mesh set by `jax.set_mesh`; `x` itself without one.
+
+    Where the learner cuts a minibatch, so that each device takes the gradient of its slice and
+    XLA all-reduces the sum, instead of every device repeating the whole minibatch.
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or AXIS not in mesh.axis_names or mesh.shape[AXIS] == 1:
+        return x
+    spec = [None] * x.ndim
+    spec[axis] = AXIS
+    return jax.lax.with_sharding_constraint(x, PartitionSpec(*spec))
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of a (possibly multi-process) pytree; every process must call it."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def from_host(tree: Any, shardings: Any) -> Any:
+    """Global arrays with `shardings` from full NumPy copies that every process holds."""
+
+    def put(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(put, tree, shardings)
