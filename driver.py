@@ -319,7 +319,9 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
     if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
         parallel.initialize(args.coordinator, args.num_processes, args.process_id)
     use_compile_cache(args.compile_cache)
-    overrides = args.overrides + ([f"num_seeds={args.num_seeds}"] if args.num_seeds else [])
+    overrides = args.overrides + (
+        [f"num_seeds={args.num_seeds}"] if args.num_seeds is not None else []
+    )
     try:
         path = os.path.join(args.resume, "config.json") if args.resume else args.config
         config = learner.load_config(path, overrides)

@@ -1,0 +1,129 @@
+"""Tests of training over several devices and processes (parallel.py, driver.py), on CPU.
+
+Two CPU devices in one process (`--xla_force_host_platform_device_count=2`) and two processes on
+localhost joined by `jax.distributed` (gloo) must train PointMass like one device with the same
+global batch and seed, and a checkpoint written on any of them must resume on any other. The
+device count is fixed when JAX starts, so each layout runs in a process of its own
+(tests/parallel_run.py); those tests are `slow` (about 40 s together), and .ci/run runs them
+apart: `python -m pytest -q -m slow tests/test_parallel.py`.
+
+Tolerance: a sharded program sums gradients, normalizer statistics and advantage means in
+another order, so it agrees with one device up to float32 rounding, which Adam (dividing by the
+root of small second moments) lets grow over the updates: measured at most 7e-5 relative. A
+real difference in the math (a device seeing half a minibatch, statistics of half the envs, other
+random draws) moves parameters by a share of the learning rate (3e-3 a step) and normalizer
+means by a share of their spread (about 0.5), well above RTOL, ATOL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import probe_envs  # noqa: E402
+
+import driver  # noqa: E402
+import ppo  # noqa: E402
+
+WORKER = os.path.join(ROOT, "tests", "parallel_run.py")
+RTOL, ATOL = 1e-3, 1e-4
+
+
+def worker(cache: str, *args: str) -> subprocess.Popen:
+    """tests/parallel_run.py with `args`; compiled programs shared through the `cache` directory."""
+    cmd = [sys.executable, WORKER, *args]
+    env = os.environ | {"JAX_COMPILATION_CACHE_DIR": cache}
+    out = subprocess.PIPE
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(*procs: subprocess.Popen) -> list[str]:
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    return outs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> str:
+    """Run directories of every layout: one device, two devices, two processes, cross-resumed."""
+    base = tmp_path_factory.mktemp("parallel")
+    d = lambda name: str(base / name)  # noqa: E731
+    cache = d("cache")
+    address = f"127.0.0.1:{free_port()}"
+    two_processes = ["--coordinator", address, "--num-processes", "2"]
+    runs = [f"{d('procs2')}:full", f"{d('procs2_stop')}:stop"]
+    procs = [worker(cache, *two_processes, "--process-id", str(i), *runs) for i in range(2)]
+    outs = finish(*procs)
+    assert "devices 2 processes 2" in outs[0]
+    # One device: the reference, a run to resume on two devices, and the two processes' run.
+    finish(worker(cache, f"{d('one')}:full", f"{d('one_stop')}:stop", f"{d('procs2_stop')}:resume"))
+    finish(worker(cache, "--devices", "2", f"{d('two')}:full", f"{d('one_stop')}:resume"))
+    return str(base)
+
+
+def final_state(run_dir: str) -> dict[str, np.ndarray]:
+    with np.load(os.path.join(run_dir, "state.npz")) as f:
+        return dict(f)
+
+
+def assert_trains_like_one_device(runs: str, name: str) -> None:
+    want, have = final_state(os.path.join(runs, "one")), final_state(os.path.join(runs, name))
+    assert want.keys() == have.keys()
+    assert any(".params.actor" in k for k in want)
+    for k in want:
+        np.testing.assert_allclose(have[k], want[k], rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+@pytest.mark.slow  # about 40 s for the three: JAX starts 5 times
+def test_two_devices_train_like_one(runs):
+    assert_trains_like_one_device(runs, "two")
+
+
+@pytest.mark.slow  # about 40 s for the three: JAX starts 5 times
+def test_two_processes_train_like_one_and_only_process_0_writes(runs):
+    assert_trains_like_one_device(runs, "procs2")
+    with open(os.path.join(runs, "procs2", "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [(r["update"], r["seed"]) for r in records] == [
+        (u, s) for u in range(1, 5) for s in (0, 1)
+    ]
+
+
+@pytest.mark.slow  # about 40 s for the three: JAX starts 5 times
+def test_a_checkpoint_resumes_on_another_device_count(runs):
+    assert_trains_like_one_device(runs, "one_stop")  # saved on 1 device, resumed on 2
+    assert_trains_like_one_device(runs, "procs2_stop")  # saved by 2 processes, resumed by 1
+
+
+def test_a_chunk_keeps_its_data_on_the_devices():
+    """No callback inside the compiled chunk, and calling it moves nothing to or from the host."""
+    config = ppo.load_config(overrides={"num_envs": 8, "unroll_length": 4, "num_minibatches": 2,
+                                        "actor_hidden": (8,), "critic_hidden": (8,)})  # fmt: skip
+    trainer = ppo.make_train(config, probe_envs.PointMass())
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    state = jax.jit(driver.over_seeds(trainer.init, 1))(keys)
+    chunk = jax.jit(driver.over_seeds(trainer.train_chunk, 1)).lower(state).compile()
+    assert "callback" not in chunk.as_text()
+    with jax.transfer_guard("disallow"):
+        jax.block_until_ready(chunk(state))
+        with pytest.raises(Exception, match="[Dd]isallowed"):  # the guard does catch a transfer
+            chunk(jax.tree.map(np.asarray, state))
+    assert jnp.isfinite(state.params.actor["params"]["mean"]["kernel"]).all()
