@@ -304,7 +304,7 @@ class WildRobotEnv:
         mid, half = (self.joint_lo + self.joint_hi) / 2, (self.joint_hi - self.joint_lo) / 2
         self.soft_lo = mid - config.soft_joint_limit * half
         self.soft_hi = mid + config.soft_joint_limit * half
-        self.sole_radius = jnp.asarray(_sole_thickness(mj_model, ids.soles, config), jnp.float32)
+        self.sole_radius = jnp.asarray(sole_thickness(mj_model, ids.soles, config), jnp.float32)
 
         n, nfeet, nsole = self.nu, self.nfeet, len(config.sole_geoms)
         self.actor_layout = Layout(
@@ -891,7 +891,7 @@ def _check_home(m: mujoco.MjModel, key: int, ids: ModelIds, config: EnvConfig) -
     mujoco.mj_resetDataKeyframe(m, d, key)
     mujoco.mj_forward(m, d)
     where = f"in keyframe '{config.home_keyframe}' of '{config.model_path}'"
-    sole_z = d.geom_xpos[ids.soles, 2] - _sole_thickness(m, ids.soles, config)
+    sole_z = d.geom_xpos[ids.soles, 2] - sole_thickness(m, ids.soles, config)
     for name, z in zip(config.sole_geoms, sole_z, strict=True):
         if abs(z) > HOME_TOLERANCE:
             raise ConfigError(
@@ -906,7 +906,7 @@ def _check_home(m: mujoco.MjModel, key: int, ids: ModelIds, config: EnvConfig) -
             )
 
 
-def _sole_thickness(m: mujoco.MjModel, soles: np.ndarray, config: EnvConfig) -> np.ndarray:
+def sole_thickness(m: mujoco.MjModel, soles: np.ndarray, config: EnvConfig) -> np.ndarray:
     """Height of each sole geom's lowest point below its centre when the foot is flat."""
     g = mujoco.mjtGeom
     kinds = {int(g.mjGEOM_SPHERE): 0, int(g.mjGEOM_CAPSULE): 0, int(g.mjGEOM_BOX): 2}

@@ -35,7 +35,7 @@ import export
 import ppo
 from config import ConfigError, override
 from deploy import Controller
-from env import EnvConfig, WildRobotEnv, _sole_thickness, load_model
+from env import EnvConfig, WildRobotEnv, load_model, sole_thickness
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
 
@@ -124,7 +124,7 @@ class MujocoRobot:
         self.root = m.body(env_config.root_body).id
         self.feet = [m.site(s).id for s in env_config.feet_sites]
         self.soles = np.array([m.geom(g).id for g in env_config.sole_geoms])
-        self.sole_thickness = _sole_thickness(m, self.soles, env_config)
+        self.sole_thickness = sole_thickness(m, self.soles, env_config)
         self.substeps = int(round(env_config.ctrl_dt / m.opt.timestep))
         self.noise = env_config.noise if noise else None
         self.rng = np.random.default_rng(seed)
