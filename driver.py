@@ -99,6 +99,25 @@ def over_seeds(fn: Callable[..., Any], num_seeds: int) -> Callable[..., Any]:
     return one_seed
 
 
+def init_over_seeds(init: Callable[[Any], Any], num_seeds: int) -> Callable[[Any], Any]:
+    """`init` of each seed's key, stacked on a leading seed axis: a loop over seeds, not a vmap.
+
+    Under `jax.vmap` the networks' orthogonal initialization becomes batched LAPACK QR calls,
+    which on XLA's CPU backend split their batch over the intra-op thread pool and wait for it; two
+    such calls running at once (independent layers) each hold a pool thread while waiting for the
+    other's, and on a 2-core machine (2 pool threads) the program never finishes. Unbatched QR
+    calls do not split. The results are the same as the vmap's.
+    """
+    if num_seeds == 1:
+        return over_seeds(init, 1)
+
+    def each(keys: Any) -> Any:
+        states = [init(keys[i]) for i in range(num_seeds)]
+        return jax.tree.map(lambda *x: jax.numpy.stack(x), *states)
+
+    return each
+
+
 def compile_chunk(train_chunk: Callable, state: Any, shardings: Any, mesh: Any) -> Any:
     """`train_chunk` over the seeds of `state`, compiled for its layout on the devices of `mesh`.
 
@@ -137,7 +156,7 @@ def run(
     held = runs.hold_run_dir(run_dir, resume) if writer else contextlib.nullcontext()
     with held:
         trainer = learner.make_train(config, env)
-        init = over_seeds(trainer.init, config.num_seeds)
+        init = init_over_seeds(trainer.init, config.num_seeds)
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds))
         mesh = parallel.make_mesh()
         if config.num_envs % mesh.size:
@@ -288,6 +307,7 @@ def use_compile_cache(path: str) -> None:
 
 def main(learner: Learner, argv: list[str] | None = None) -> None:
     """The command line of a learner script: parse, check, then train in a run directory."""
+    parallel.size_cpu_thread_pool()  # before JAX starts its backend
     parser = argparse.ArgumentParser(
         prog=learner.script,
         description=learner.description,

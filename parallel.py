@@ -15,6 +15,8 @@ split; on one device nothing here changes the program.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import jax
@@ -25,6 +27,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from wrappers import VecState
 
 AXIS = "envs"  # the mesh axis the envs (and each minibatch) are split over
+
+
+def size_cpu_thread_pool() -> None:
+    """Give XLA's CPU thread pool a spare thread per CPU device; call before JAX starts a backend.
+
+    jaxlib's batched LAPACK calls (the physics' Cholesky factorization, QR in orthogonal
+    initialization) split their batch over that pool and wait for the pieces from a pool thread.
+    When as many such calls run at once as the pool has threads (2 on a 2-core machine: one per
+    device of `--xla_force_host_platform_device_count=2`), every thread waits and none works: the
+    program hangs. XLA sizes the pool from $NPROC when set (else from the core count); this sets it
+    to cores + CPU devices, unless already set. One CPU device needs nothing.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    found = re.search(r"--xla_force_host_platform_device_count=(\d+)", flags)
+    devices = int(found.group(1)) if found else 1
+    if devices > 1 and "NPROC" not in os.environ:
+        os.environ["NPROC"] = str((os.cpu_count() or 1) + devices)
 
 
 def initialize(

@@ -31,6 +31,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, ROOT)
     import driver  # noqa: PLC0415
     import parallel  # noqa: PLC0415
+
+    parallel.size_cpu_thread_pool()
     import ppo  # noqa: PLC0415
     from wrappers import VecEnv  # noqa: PLC0415
 
@@ -44,7 +46,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     # -- training: the driver's program ----------------------------------------------------
     t = time.perf_counter()
     trainer = ppo.make_train(config, env)
-    init = driver.over_seeds(trainer.init, seeds)
+    init = driver.init_over_seeds(trainer.init, seeds)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     shardings = parallel.state_shardings(jax.eval_shape(init, keys), mesh)
     state = jax.jit(init, out_shardings=shardings)(keys)

@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 
 import parallel  # noqa: E402
 
+parallel.size_cpu_thread_pool()
+
 if args.coordinator:  # before anything touches a device (probe_envs makes arrays on import)
     parallel.initialize(args.coordinator, args.num_processes, args.process_id)
 

@@ -127,3 +127,58 @@ def test_a_chunk_keeps_its_data_on_the_devices():
         with pytest.raises(Exception, match="[Dd]isallowed"):  # the guard does catch a transfer
             chunk(jax.tree.map(np.asarray, state))
     assert jnp.isfinite(state.params.actor["params"]["mean"]["kernel"]).all()
+
+
+# jaxlib's batched LAPACK calls (QR in orthogonal initialization, the physics' Cholesky) split
+# their batch over XLA's CPU thread pool and wait for the pieces; with 2 pool threads (a 2-core
+# machine) two such calls at once can wait forever. Each case runs in a fresh process, and hung
+# 2 of 2 times on a 2-core machine without its fix.
+SEEDS_PROGRAM = """
+import os, sys
+sys.path[:0] = [{root!r}, os.path.join({root!r}, "tests")]
+import jax, numpy as np
+import driver, ppo, probe_envs
+# The walking config's networks: their init under jax.vmap is 6 independent batched QR calls.
+config = ppo.load_config(overrides={{"num_envs": 4, "unroll_length": 4, "num_minibatches": 2,
+                                     "actor_hidden": (128, 128), "critic_hidden": (128, 128)}})
+trainer = ppo.make_train(config, probe_envs.PointMass())
+keys = jax.random.split(jax.random.PRNGKey(0), 2)
+init = jax.jit(driver.init_over_seeds(trainer.init, 2))
+for i in range(10):
+    state = jax.block_until_ready(init(keys + i))
+    for seed in range(2):  # each seed as initialized alone
+        alone = jax.jit(trainer.init)(keys[seed] + i)
+        for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(alone), strict=True):
+            np.testing.assert_array_equal(a[seed], b)
+print("finished")
+"""
+DEVICES_PROGRAM = """
+import sys
+sys.path.insert(0, {root!r})
+import parallel
+parallel.size_cpu_thread_pool()  # what driver.main does first
+import jax, jax.numpy as jnp
+mesh = parallel.make_mesh()
+x = jax.random.normal(jax.random.PRNGKey(0), (8, 128, 128))
+x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(parallel.AXIS)))
+qr = jax.jit(jax.vmap(lambda a: jnp.linalg.qr(a)[0]))  # one batched QR on each device at once
+for i in range(20):
+    jax.block_until_ready(qr(x + i))
+print("finished")
+"""
+
+
+@pytest.mark.parametrize(
+    "devices, program",
+    [(1, SEEDS_PROGRAM), (2, DEVICES_PROGRAM)],
+    ids=["seeds-initialized-one-by-one", "two-devices-sized-pool"],
+)
+def test_batched_lapack_never_hangs_the_cpu_thread_pool(devices, program):
+    env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env.pop("NPROC", None)
+    try:
+        out = subprocess.run([sys.executable, "-c", program.format(root=ROOT)], env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"no result within 120 s on {devices} device(s): hung")
+    assert out.returncode == 0 and "finished" in out.stdout, out.stderr[-2000:]
