@@ -111,11 +111,12 @@ def init_over_seeds(init: Callable[[Any], Any], num_seeds: int) -> Callable[[Any
     if num_seeds == 1:
         return over_seeds(init, 1)
 
-    def each(keys: Any) -> Any:
+    def init_each(keys: Any) -> Any:
         states = [init(keys[i]) for i in range(num_seeds)]
         return jax.tree.map(lambda *x: jax.numpy.stack(x), *states)
 
-    return each
+    init_each.__name__ = init.__name__  # the program's name in logs, profiles and the cache
+    return init_each
 
 
 def compile_chunk(train_chunk: Callable, state: Any, shardings: Any, mesh: Any) -> Any:

@@ -698,6 +698,16 @@ class WildRobotEnv:
     def amp_feature_size(self) -> int:
         return 2 * self.nu + 7 + 3 * self.nfeet
 
+    @property
+    def amp_feature_groups(self) -> dict[str, slice]:
+        """Where each quantity lies in `amp_features`' output, in order."""
+        sizes = {"joint_pos": self.nu, "joint_vel": self.nu, "base_lin_vel": 3, "base_ang_vel": 3,
+                 "base_height": 1, "feet_pos": 3 * self.nfeet}  # fmt: skip
+        groups, start = {}, 0
+        for name, size in sizes.items():
+            groups[name], start = slice(start, start + size), start + size
+        return groups
+
 
 # ---------------------------------------------------------------------------------------------
 # Model loading and name resolution (all before any compilation)

@@ -9,9 +9,13 @@ pushes, no sensor noise) and records the last 6 s of 8 s episodes. Then, per pol
   * phase-averaged joint trajectories: mean joint angle in 20 bins of the env's gait clock, policy
     vs the clip of the same speed (which carries the same clock); RMS over bins, per joint;
   * foot slip (play.foot_slip, as in play.py's tables) and the share of time each servo spends at
-    its torque limit (|force| >= 99% of forcerange).
+    its torque limit (|force| >= 99% of forcerange);
+  * with --groups, what gives the policy away: a fresh discriminator's held-out accuracy on each
+    group of features alone (env.amp_feature_groups) and the policy's spread in that group
+    relative to the reference's (the root of the group's summed variances, policy over reference).
 
     python benchmarks/reference_gap.py policies/wildrobot_walk.msgpack runs/<amp run>/policy.msgpack
+    python benchmarks/reference_gap.py runs/<amp run>/policy.msgpack --groups
 """
 
 from __future__ import annotations
@@ -140,6 +144,7 @@ def main() -> None:
     parser.add_argument("policies", nargs="+", help="policy or checkpoint files")
     parser.add_argument("--data", default=os.path.join(ROOT, "data"), help="reference clips")
     parser.add_argument("--episodes", type=int, default=8, help="per speed")
+    parser.add_argument("--groups", action="store_true", help="accuracy per feature group")
     args = parser.parse_args()
 
     rows = []
@@ -165,6 +170,13 @@ def main() -> None:
         pairs = np.stack([feats_all[:, :, :-1], feats_all[:, :, 1:]], axis=-2)
         policy_pairs = pairs.reshape(-1, 2, features.shape[-1])[keep]
         accuracy = fresh_discriminator_accuracy(policy_pairs, reference_pairs)
+        groups = {}
+        for name, cols in env.amp_feature_groups.items() if args.groups else ():
+            spread = np.sqrt(policy_pairs[:, 0, cols].var(0).sum()
+                             / reference_pairs[:, 0, cols].var(0).sum())  # fmt: skip
+            groups[name] = (fresh_discriminator_accuracy(policy_pairs[..., cols],
+                                                         reference_pairs[..., cols]),
+                            float(spread))  # fmt: skip
 
         joints = env.ids.qpos
         rms = []
@@ -182,7 +194,7 @@ def main() -> None:
         force = np.abs(out["force"][:, :, settle:][alive])
         at_limit = (force >= 0.99 * out["limit"]).mean(0)
         rows.append((path, accuracy, rms, float(out["slip"][:, :, settle:][alive].mean()),
-                     at_limit, 1 - out["alive"][:, :, -1].mean()))  # fmt: skip
+                     at_limit, 1 - out["alive"][:, :, -1].mean(), groups))  # fmt: skip
 
     names = [a.removesuffix("_pitch").removesuffix("_yaw") for a in config.env.actuators]
     print(
@@ -193,7 +205,7 @@ def main() -> None:
     print("| policy | held-out D accuracy | joint RMS vs reference, mean (rad) | foot slip m/s | "
           "max share at torque limit | falls |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for path, accuracy, rms, slip, at_limit, falls in rows:
+    for path, accuracy, rms, slip, at_limit, falls, _ in rows:
         worst = names[int(at_limit.argmax())]
         print(
             f"| {os.path.basename(path)} | {accuracy:.1%} | {rms.mean():.3f} | {slip:.3f} | "
@@ -204,9 +216,20 @@ def main() -> None:
     )
     print("| policy | " + " | ".join(names) + " |")
     print("| --- |" + " ---: |" * len(names))
-    for path, _, rms, _, at_limit, _ in rows:
+    for path, _, rms, _, at_limit, _, _ in rows:
         cells = " | ".join(f"{r:.3f} / {t:.0%}" for r, t in zip(rms, at_limit, strict=True))
         print(f"| {os.path.basename(path)} | {cells} |")
+    if args.groups:
+        names = list(rows[0][-1])
+        print(
+            "\nPer feature group: held-out accuracy of a fresh discriminator on that group "
+            "alone / the policy's spread relative to the reference's:"
+        )
+        print("| policy | " + " | ".join(names) + " |")
+        print("| --- |" + " ---: |" * len(names))
+        for path, *_, groups in rows:
+            cells = " | ".join(f"{a:.1%} / {r:.2f}" for a, r in groups.values())
+            print(f"| {os.path.basename(path)} | {cells} |")
 
 
 if __name__ == "__main__":

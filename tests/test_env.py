@@ -203,6 +203,13 @@ def test_amp_features_same_online_and_offline(robot):
     offline_fn = jax.jit(env.amp_features)  # one frame at a time, from NumPy, as for a clip
     offline = offline_fn(np.asarray(qpos[2]), np.asarray(qvel[2]))
     np.testing.assert_allclose(online[2], offline, atol=1e-5)
+    # The named groups tile the features in order and hold what they say.
+    groups = env.amp_feature_groups
+    assert [g.start for g in groups.values()] == [0] + [g.stop for g in groups.values()][:-1]
+    assert list(groups.values())[-1].stop == env.amp_feature_size
+    np.testing.assert_allclose(offline[groups["joint_pos"]], qpos[2][env.ids.qpos], atol=1e-6)
+    np.testing.assert_allclose(offline[groups["joint_vel"]], qvel[2][env.ids.qvel], atol=1e-6)
+    np.testing.assert_allclose(offline[groups["base_height"]], qpos[2][2:3], atol=1e-6)
     # Heading frame: the features do not change when the whole robot is turned about z.
     yaw = np.pi / 3
     turned = np.asarray(qpos[2]).copy()
