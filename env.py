@@ -662,6 +662,8 @@ class WildRobotEnv:
             "forward_velocity": s["base_lin_vel"][0],
             "command_forward": info.command[0],
             "forward_velocity_error": jnp.abs(s["base_lin_vel"][0] - info.command[0]),
+            "lateral_velocity_error": jnp.abs(s["base_lin_vel"][1] - info.command[1]),
+            "yaw_rate_error": jnp.abs(s["base_ang_vel"][2] - info.command[2]),
             "base_height": s["base_height"],
             "push": push.astype(jnp.float32),
             "nan": nan.astype(jnp.float32),

@@ -355,3 +355,23 @@ def test_feet_air_time_and_phase_reward_values(robot):
     np.testing.assert_allclose(wrong["feet_phase"], np.exp(-2 * c.swing_height**2 / 0.0025))
     still, _ = terms(walk.replace(command=jnp.zeros(3)), [False, True], [c.swing_height, 0.0])
     assert float(still["feet_phase"]) == 0.0
+
+
+def test_velocity_error_metrics_follow_the_base_velocity(robot):
+    """Forward, lateral and yaw-rate errors are |base velocity - command| in the base frame."""
+    env, _, _, _, _, _, traj = robot
+    s = traj.env
+    live = ~np.asarray(s.truncated | s.terminated)  # after a done the obs is the next episode's
+    vel = np.asarray(s.critic_obs)[..., env.critic_layout.slice("base_lin_vel")]
+    rot = np.asarray(s.data.xmat)[:, :, env.ids.root]  # world from base
+    yaw_rate = np.einsum("tnji,tnj->tni", rot, np.asarray(s.data.cvel)[:, :, env.ids.root, :3])[
+        ..., 2
+    ]
+    cmd = np.asarray(s.info.command)
+    want = {"forward_velocity_error": np.abs(vel[..., 0] - cmd[..., 0]),
+            "lateral_velocity_error": np.abs(vel[..., 1] - cmd[..., 1]),
+            "yaw_rate_error": np.abs(yaw_rate - cmd[..., 2])}  # fmt: skip
+    for name, value in want.items():
+        got = np.asarray(s.metrics[name])
+        np.testing.assert_allclose(got[live], value[live], atol=1e-4, err_msg=name)
+        assert got[live].max() > 1e-4, name  # the robot sways: not trivially zero
