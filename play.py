@@ -1,6 +1,7 @@
-"""Evaluate a saved policy: velocity tracking per command, falls, torques, power, foot slip.
+"""Evaluate a saved policy per command: tracking, falls, heading drift, torques, slip, symmetry.
 
-Two evaluations of the same policy over a grid of forward-velocity commands:
+Two evaluations of the same policy over a list of commands (forward m/s, or forward, lateral m/s
+and yaw rad/s; `--grid` for the joystick grid), by the same definitions:
   * jax:    the MJX training environment (batched), default domain randomization on;
   * mujoco: sim-to-sim in plain MuJoCo (the C engine, no JAX env) at sim_dt 0.002 with MuJoCo's
             default solver settings, the policy run by deploy.py from the exported .npz: the
@@ -10,6 +11,15 @@ its velocity tracking.
 
     python play.py runs/<run>/policy.msgpack                            # both tables
     python play.py POLICY --episodes 16 --commands 0 0.1 0.2 0.3 0.4 0.5
+    python play.py POLICY --grid                                        # joystick commands
+    python play.py POLICY --commands 0.3,0.2,0 0,0,1                    # forward,lateral,yaw
+
+Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
+episodes (instantaneous, so gait oscillation counts); fall rate; heading drift (degrees per 10 s,
+zero-yaw commands only: the change of the root's yaw over the episode); mean and max absolute
+servo torque; the largest share of time any servo spends at its torque limit (|force| >= 99% of
+forcerange); left/right balance (mean absolute torque of the servos named left_* over those named
+right_*); power; foot slip.
     python play.py POLICY --video out/walk.gif --plot out/tracking.png  # render + plot (mujoco)
 """
 
@@ -20,6 +30,7 @@ import ctypes.util
 import os
 import tempfile
 import time
+from typing import NamedTuple
 
 # MuJoCo picks its OpenGL backend when first imported: without a display, render offscreen through
 # OSMesa if its library is installed (if not, --video says what to install).
@@ -38,6 +49,24 @@ from deploy import Controller
 from env import EnvConfig, WildRobotEnv, load_model, sole_thickness
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
+AT_LIMIT = 0.99  # a servo is at its torque limit from this share of its forcerange
+# The joystick grid (forward m/s, lateral m/s, yaw rad/s): each axis alone, both ends, and mixes.
+GRID = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0), (0.6, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0),
+        (0.0, -0.3, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, -1.0), (0.3, 0.2, 0.0), (0.3, 0.0, 0.5),
+        (0.3, -0.2, -0.5)]  # fmt: skip
+
+
+def command_triples(commands) -> np.ndarray:
+    """(n, 3) commands from forward speeds or (forward, lateral, yaw) triples."""
+    triples = [(c, 0.0, 0.0) if np.ndim(c) == 0 else tuple(c) for c in commands]
+    if any(len(t) != 3 for t in triples):
+        raise ValueError(f"a command is a forward speed or 3 numbers: {commands}")
+    return np.asarray(triples, np.float32)
+
+
+def heading(rot: np.ndarray) -> np.ndarray:
+    """Yaw (rad) of world-from-body rotation matrices (..., 3, 3)."""
+    return np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,8 +79,8 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
     config = override(env_config, {"command_resample_seconds": 1e6, "zero_command_prob": 0.0})
     env = WildRobotEnv(config)
     steps = config.episode_length
-    cmds = jnp.repeat(jnp.asarray(commands, jnp.float32), episodes)
-    cmds = jnp.stack([cmds, jnp.zeros_like(cmds), jnp.zeros_like(cmds)], axis=1)
+    commands = command_triples(commands)
+    cmds = jnp.repeat(jnp.asarray(commands), episodes, axis=0)
     sole_contact = env.critic_layout.slice("foot_contact")
     feet_vel = env.critic_layout.slice("feet_vel")
 
@@ -68,9 +97,11 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
             obs = state.critic_obs
             out = {
                 "alive": alive,
-                "vel_err": jnp.abs(state.metrics["forward_velocity"] - cmds[:, 0]),
-                "torque": jnp.abs(force).mean(-1),
-                "torque_max": jnp.abs(force).max(-1),
+                "vel_err": state.metrics["forward_velocity_error"],
+                "lat_err": state.metrics["lateral_velocity_error"],
+                "yaw_err": state.metrics["yaw_rate_error"],
+                "heading": state.data.xmat[:, env.ids.root],  # reduced to the yaw below
+                "force": force,
                 "power": jnp.abs(force * state.data.qvel[:, env.ids.qvel]).sum(-1),
                 "slip": foot_slip(obs[:, feet_vel], obs[:, sole_contact], env.nfeet),
             }
@@ -81,8 +112,10 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
 
     t0 = time.perf_counter()
     out = jax.tree.map(np.asarray, run(jax.random.key(seed)))
+    out["heading"] = heading(out["heading"])
     print(f"(jax evaluation: {time.perf_counter() - t0:.0f} s including compile)")
-    return summarize(out, commands, episodes)
+    servos = Servos(env.config.actuators, env.mj_model.actuator_forcerange[env.ids.actuators, 1])
+    return summarize(out, commands, episodes, servos, env.config.ctrl_dt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,9 +209,18 @@ class MujocoRobot:
         sole_z = self.data.geom_xpos[self.soles, 2] - self.sole_thickness
         return sole_z < self.config.contact_height
 
-    def forward_velocity(self) -> float:
+    def base_velocity(self) -> np.ndarray:
+        """Forward, lateral (m/s) and yaw rate (rad/s) of the root in its own frame, as env.py."""
         rot = self.data.xmat[self.root].reshape(3, 3)
-        return float((rot.T @ self.data.qvel[:3])[0])
+        ang = np.zeros(6)
+        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, self.root, ang, 1)
+        return np.array([*(rot.T @ self.data.qvel[:3])[:2], ang[2]])
+
+    def forward_velocity(self) -> float:
+        return float(self.base_velocity()[0])
+
+    def heading(self) -> float:
+        return float(heading(self.data.xmat[self.root].reshape(3, 3)))
 
     def fallen(self) -> bool:
         c, rot = self.config, self.data.xmat[self.root].reshape(3, 3)
@@ -195,19 +237,22 @@ def run_mujoco_episode(robot: MujocoRobot, ctrl: Controller, command, phase: flo
     """One episode; per-step arrays of the same quantities as the JAX evaluation."""
     robot.reset()
     ctrl.reset(phase)
-    rows = {k: [] for k in ("alive", "vel", "vel_err", "torque", "torque_max", "power", "slip")}
+    keys = ("alive", "vel", "vel_err", "lat_err", "yaw_err", "heading", "force", "power", "slip")
+    rows = {k: [] for k in keys}
     alive = True
     for _ in range(robot.config.episode_length):
         targets = ctrl.step(*robot.sensors(), command=command)
         robot.apply(targets)
         alive = alive and not robot.fallen()
         force = robot.data.actuator_force[robot.actuators]
-        vel = robot.forward_velocity()
+        vel = robot.base_velocity()
         rows["alive"].append(alive)
-        rows["vel"].append(vel)
-        rows["vel_err"].append(abs(vel - command[0]))
-        rows["torque"].append(np.abs(force).mean())
-        rows["torque_max"].append(np.abs(force).max())
+        rows["vel"].append(vel[0])
+        rows["vel_err"].append(abs(vel[0] - command[0]))
+        rows["lat_err"].append(abs(vel[1] - command[1]))
+        rows["yaw_err"].append(abs(vel[2] - command[2]))
+        rows["heading"].append(robot.heading())
+        rows["force"].append(force.copy())
         rows["power"].append(np.abs(force * robot.data.qvel[robot.vadr]).sum())
         rows["slip"].append(foot_slip(robot.feet_vel(), robot.sole_contact(), len(robot.feet)))
         if frames is not None:
@@ -234,16 +279,21 @@ def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes:
     robot = MujocoRobot(env_config, seed=seed)
     steps = env_config.episode_length
     rng = np.random.default_rng(seed)
-    out = {k: np.zeros((steps, len(commands) * episodes)) for k in
-           ("alive", "vel_err", "torque", "torque_max", "power", "slip")}  # fmt: skip
+    commands = command_triples(commands)
+    n = len(commands) * episodes
+    out = {k: np.zeros((steps, n)) for k in
+           ("alive", "vel_err", "lat_err", "yaw_err", "heading", "power", "slip")}  # fmt: skip
+    out["force"] = np.zeros((steps, n, len(robot.actuators)))
     t0 = time.perf_counter()
     for i, (cmd, _) in enumerate((c, e) for c in commands for e in range(episodes)):
-        ep = run_mujoco_episode(robot, ctrl, (cmd, 0.0, 0.0), rng.uniform(0, 2 * np.pi))
+        ep = run_mujoco_episode(robot, ctrl, tuple(cmd), rng.uniform(0, 2 * np.pi))
         for k in out:
             out[k][: len(ep[k]), i] = ep[k]
     print(f"(mujoco evaluation: {time.perf_counter() - t0:.0f} s)")
     out["alive"] = out["alive"].astype(bool)
-    return summarize(out, commands, episodes)
+    limits = robot.model.actuator_forcerange[robot.actuators, 1]
+    return summarize(out, commands, episodes, Servos(env_config.actuators, limits),
+                     env_config.ctrl_dt)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,23 +301,49 @@ def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes:
 # ---------------------------------------------------------------------------------------------
 
 
-def summarize(out: dict[str, np.ndarray], commands, episodes: int) -> list[dict[str, float]]:
-    """Per command: |v - cmd| over the last 5 s of surviving episodes, falls and effort."""
+class Servos(NamedTuple):
+    names: tuple[str, ...]
+    limits: np.ndarray  # N m, the upper end of each servo's forcerange
+
+
+def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servos, dt: float):
+    """One row per command from (steps, episodes) arrays; `force` is (steps, episodes, servos)."""
     rows = []
     alive = out["alive"]
+    force = np.abs(out["force"])
+    left = np.array(["left" in n for n in servos.names])
+    right = np.array(["right" in n for n in servos.names])
     for i, cmd in enumerate(commands):
         cols = slice(i * episodes, (i + 1) * episodes)
         a = alive[:, cols]
         survived = a[-1]
         late = a[SETTLE_STEPS:] & survived
+        f = force[:, cols][a]  # (alive steps, servos)
+        at_limit = (
+            (f >= AT_LIMIT * servos.limits).mean(0) if len(f) else np.zeros(len(servos.limits))
+        )
+        per_servo = f.mean(0) if len(f) else np.zeros(len(servos.limits))
+        turn = np.unwrap(out["heading"][:, cols], axis=0)
+        seconds = len(a) * dt
+        drift = np.abs(turn[-1] - turn[0])[survived]
         rows.append(
             {
-                "command": float(cmd),
-                "vel_err": _masked_mean(out["vel_err"][SETTLE_STEPS:, cols], late),
+                "command": tuple(float(c) for c in cmd),
+                "vel_err": _masked_mean(out["vel_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
+                "lat_err": _masked_mean(out["lat_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
+                "yaw_err": _masked_mean(out["yaw_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
                 "fall_rate": float(1 - survived.mean()),
                 "length": float(a.sum(0).mean()),
-                "torque": _masked_mean(out["torque"][:, cols], a),
-                "torque_max": float(np.where(a, out["torque_max"][:, cols], 0).max()),
+                "drift_deg": float(np.degrees(drift.mean()) * 10.0 / seconds)
+                if cmd[2] == 0 and len(drift)
+                else float("nan"),
+                "torque": float(f.mean()) if len(f) else 0.0,
+                "torque_max": float(f.max()) if len(f) else 0.0,
+                "at_limit": float(at_limit.max()),
+                "at_limit_servo": servos.names[int(at_limit.argmax())],
+                "left_right": float(per_servo[left].sum() / per_servo[right].sum())
+                if left.any() and right.any() and per_servo[right].sum() > 0
+                else float("nan"),
                 "power": _masked_mean(out["power"][:, cols], a),
                 "slip": _masked_mean(out["slip"][:, cols], a),
             }
@@ -275,22 +351,30 @@ def summarize(out: dict[str, np.ndarray], commands, episodes: int) -> list[dict[
     return rows
 
 
-def _masked_mean(x: np.ndarray, mask: np.ndarray) -> float:
-    return float((x * mask).sum() / max(mask.sum(), 1))
+def _masked_mean(x: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> float:
+    """Mean of x where mask holds; `empty` where it never does (errors: no episode survived)."""
+    return float((x * mask).sum() / mask.sum()) if mask.any() else empty
 
 
 def print_table(title: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{title}")
-    print("| command m/s | abs vel err m/s | fall rate | mean length | mean abs torque N m | "
-          "max torque | power W | foot slip m/s |")  # fmt: skip
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| command (fwd, lat, yaw) | fwd err m/s | lat err m/s | yaw err rad/s | fall rate | "
+          "heading drift deg/10 s | mean abs torque N m | max torque | most time at limit | "
+          "left/right torque | power W | foot slip m/s |")  # fmt: skip
+    print("| --- |" + " ---: |" * 11)
     for r in rows:
-        print(f"| {r['command']:.2f} | {r['vel_err']:.3f} | {r['fall_rate']:.2f} | "
-              f"{r['length']:.0f} | {r['torque']:.2f} | {r['torque_max']:.2f} | "
+        cmd = ", ".join(f"{c:.2f}" for c in r["command"])
+        drift = "-" if np.isnan(r["drift_deg"]) else f"{r['drift_deg']:.1f}"
+        print(f"| {cmd} | {r['vel_err']:.3f} | {r['lat_err']:.3f} | {r['yaw_err']:.3f} | "
+              f"{r['fall_rate']:.2f} | {drift} | {r['torque']:.2f} | {r['torque_max']:.2f} | "
+              f"{r['at_limit']:.0%} ({r['at_limit_servo']}) | {r['left_right']:.2f} | "
               f"{r['power']:.2f} | {r['slip']:.3f} |")  # fmt: skip
-    mean_err = np.mean([r["vel_err"] for r in rows])
+    mean = {k: np.nanmean([r[k] for r in rows]) for k in ("vel_err", "lat_err", "yaw_err")}
     falls = np.mean([r["fall_rate"] for r in rows])
-    print(f"overall: mean abs velocity error {mean_err:.3f} m/s, fall rate {falls:.3f}")
+    print(
+        f"overall: mean abs error forward {mean['vel_err']:.3f} m/s, lateral "
+        f"{mean['lat_err']:.3f} m/s, yaw {mean['yaw_err']:.3f} rad/s; fall rate {falls:.3f}"
+    )
 
 
 def render_video(env_config: EnvConfig, ctrl: Controller, command, path: str, seconds=None):
@@ -349,7 +433,13 @@ def plot_tracking(ep: dict[str, np.ndarray], command, dt: float, path: str) -> N
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("policy", help="checkpoint or policy file written by ppo.py")
-    parser.add_argument("--commands", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    parser.add_argument(
+        "--commands",
+        nargs="+",
+        default=["0", "0.1", "0.2", "0.3", "0.4", "0.5"],
+        help="forward m/s, or forward,lateral,yaw (m/s, m/s, rad/s) per command",
+    )
+    parser.add_argument("--grid", action="store_true", help="the joystick grid (GRID) instead")
     parser.add_argument("--episodes", type=int, default=8, help="per command")
     parser.add_argument("--skip", choices=["jax", "mujoco"], action="append", default=[])
     parser.add_argument("--video", help="write a GIF of the robot walking (plain MuJoCo)")
@@ -357,6 +447,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--video-command", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run")
     args = parser.parse_args(argv)
+    try:
+        commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
+                                           else float(c) for c in args.commands]  # fmt: skip
+        command_triples(commands)
+    except ValueError:
+        parser.error(f"--commands wants numbers or forward,lateral,yaw triples: {args.commands}")
 
     try:
         config, actor_vars, stats = export.load_checked(args.policy, args.seed)
@@ -367,10 +463,10 @@ def main(argv: list[str] | None = None) -> None:
         ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
     if "jax" not in args.skip:
         policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
-        rows = evaluate_jax(config.env, policy, args.commands, args.episodes)
+        rows = evaluate_jax(config.env, policy, commands, args.episodes)
         print_table("MJX environment (training physics, domain randomization on)", rows)
     if "mujoco" not in args.skip:
-        rows = evaluate_mujoco(config.env, ctrl, args.commands, args.episodes)
+        rows = evaluate_mujoco(config.env, ctrl, commands, args.episodes)
         print_table("Plain MuJoCo, sim_dt 0.002, default solver, deployed NumPy controller", rows)
     command = (args.video_command, 0.0, 0.0)
     ep = None

@@ -17,7 +17,7 @@ import ppo
 from config import override
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
-from play import MujocoRobot, evaluate_mujoco, foot_slip
+from play import SETTLE_STEPS, MujocoRobot, Servos, evaluate_mujoco, foot_slip, summarize
 from wrappers import normalizer_init, normalizer_scale, normalizer_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -235,3 +235,49 @@ def test_foot_slip_one_definition_for_any_soles_per_foot():
     np.testing.assert_allclose(foot_slip(feet_vel, one_sole, 2), [0.75])
     np.testing.assert_allclose(foot_slip(feet_vel, np.zeros((1, 2), bool), 2), [0.0])
     np.testing.assert_allclose(jax.jit(foot_slip, static_argnums=2)(feet_vel, one_sole, 2), [0.75])
+
+
+def test_play_measures_on_hand_values():
+    """Heading drift, torque-limit share, left/right balance and errors, by their definitions."""
+    steps, dt = 500, 0.02  # 10 s
+    servos = Servos(("left_knee", "right_knee", "waist"), np.array([4.0, 4.0, 2.0]))
+    force = np.zeros((steps, 4, 3))  # 2 commands x 2 episodes, 3 servos
+    force[:, :, 0], force[:, :, 1] = 2.0, 1.0  # the left knee works twice as hard
+    force[:100, :, 2] = -2.0  # the waist at its (negative) limit for 1/5 of the time
+    turn = np.linspace(0.0, np.radians(30.0), steps)  # 30 degrees in 10 s, wrapping past pi
+    out = {
+        "alive": np.ones((steps, 4), bool),
+        "vel_err": np.full((steps, 4), 0.1),
+        "lat_err": np.full((steps, 4), 0.2),
+        "yaw_err": np.full((steps, 4), 0.3),
+        "heading": np.angle(np.exp(1j * (np.pi - 0.1 + turn)))[:, None].repeat(4, 1),
+        "force": force,
+        "power": np.ones((steps, 4)),
+        "slip": np.zeros((steps, 4)),
+    }
+    out["alive"][SETTLE_STEPS + 10 :, 2] = False  # the third episode (second command) falls
+    rows = summarize(out, [(0.3, 0.0, 0.0), (0.0, 0.0, 0.5)], 2, servos, dt)
+    first, second = rows
+    assert first["drift_deg"] == pytest.approx(30.0, rel=1e-6)
+    assert first["at_limit"] == pytest.approx(0.2) and first["at_limit_servo"] == "waist"
+    assert first["left_right"] == pytest.approx(2.0)
+    assert (first["vel_err"], first["lat_err"], first["yaw_err"]) == pytest.approx((0.1, 0.2, 0.3))
+    assert first["fall_rate"] == 0.0 and second["fall_rate"] == 0.5
+    assert np.isnan(second["drift_deg"])  # a turning command has no drift to measure
+    out["alive"][:, 3] = False  # no episode of the second command survives: no error to report
+    out["alive"][:, 2] = False
+    assert np.isnan(summarize(out, [(0.3, 0, 0), (0, 0, 0.5)], 2, servos, dt)[1]["vel_err"])
+
+
+def test_mujoco_robot_reads_base_velocity_in_its_own_frame():
+    """Forward, lateral and yaw rate of the root as env.py defines them (base frame)."""
+    robot = MujocoRobot(NOISELESS, noise=False)
+    robot.reset()
+    yaw = 0.5
+    robot.data.qpos[3:7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]  # turned about z
+    world = np.array([np.cos(yaw), np.sin(yaw)]) * 0.3 + np.array([-np.sin(yaw), np.cos(yaw)]) * 0.1
+    robot.data.qvel[:2] = world  # 0.3 m/s forward and 0.1 m/s to the left of the turned body
+    robot.data.qvel[5] = 0.7  # free joint angular velocity: body frame
+    mujoco.mj_forward(robot.model, robot.data)
+    np.testing.assert_allclose(robot.base_velocity(), [0.3, 0.1, 0.7], atol=1e-6)
+    assert robot.heading() == pytest.approx(yaw)
