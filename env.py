@@ -138,7 +138,8 @@ class EnvConfig:
     zero_command_prob: float = bounded(0.1, ge=0, le=1)  # fraction of "stand still" commands
     command_resample_seconds: float = bounded(5.0, gt=0)
     gait_frequency: float = bounded(1.5, ge=0)  # Hz of the phase clock
-    tracking_sigma: float = bounded(0.1, gt=0)
+    tracking_sigma: float = bounded(0.1, gt=0)  # m^2/s^2, of the forward and lateral velocity
+    yaw_tracking_sigma: float = bounded(0.1, gt=0)  # rad^2/s^2, of the yaw rate
     base_height_target: float = bounded(0.46, gt=0)
     swing_height: float = bounded(0.04, ge=0)  # m, peak foot height the feet_phase term asks for
     feet_air_time_target: float = bounded(0.25, ge=0)  # s
@@ -641,7 +642,7 @@ class WildRobotEnv:
         contact_speed = jnp.sum(s["feet_vel"][:, :2] ** 2, axis=1)
         terms = {
             "tracking_lin_vel": jnp.exp(-lin_err / c.tracking_sigma),
-            "tracking_ang_vel": jnp.exp(-yaw_err / c.tracking_sigma),
+            "tracking_ang_vel": jnp.exp(-yaw_err / c.yaw_tracking_sigma),
             "orientation": jnp.sum(s["base_gravity"][:2] ** 2),
             "base_height": (s["base_height"] - c.base_height_target) ** 2,
             "torques": jnp.sum(s["actuator_force"] ** 2),

@@ -375,3 +375,18 @@ def test_velocity_error_metrics_follow_the_base_velocity(robot):
         got = np.asarray(s.metrics[name])
         np.testing.assert_allclose(got[live], value[live], atol=1e-4, err_msg=name)
         assert got[live].max() > 1e-4, name  # the robot sways: not trivially zero
+
+
+def test_tracking_rewards_use_their_own_sharpness(robot):
+    """exp(-|cmd_xy - v_xy|^2 / tracking_sigma) and exp(-(cmd_yaw - w_z)^2 / yaw_tracking_sigma)."""
+    env, _, _, _, start, _, _ = robot
+    sharp = WildRobotEnv(override(env.config, {"tracking_sigma": 0.03, "yaw_tracking_sigma": 0.25}))
+    data, info = jax.tree.map(lambda x: x[0], (start.env.data, start.env.info))
+    s = sharp._sense(data, info)  # noqa: SLF001
+    s = s | {"base_lin_vel": jnp.array([0.2, 0.1, 0.0]), "base_ang_vel": jnp.array([0.0, 0.0, 0.5])}
+    info = info.replace(command=jnp.array([0.3, 0.0, 1.0]))
+    terms, _ = sharp._reward_terms(s, info, jnp.zeros(env.nu), jnp.bool_(False))  # noqa: SLF001
+    np.testing.assert_allclose(
+        terms["tracking_lin_vel"], np.exp(-(0.1**2 + 0.1**2) / 0.03), rtol=1e-5
+    )
+    np.testing.assert_allclose(terms["tracking_ang_vel"], np.exp(-(0.5**2) / 0.25), rtol=1e-5)
