@@ -13,6 +13,7 @@ its velocity tracking.
     python play.py POLICY --episodes 16 --commands 0 0.1 0.2 0.3 0.4 0.5
     python play.py POLICY --grid                                        # joystick commands
     python play.py POLICY --commands 0.3,0.2,0 0,0,1                    # forward,lateral,yaw
+    python play.py POLICY --pushes 0.3 0.4 0.5             # + fall rate vs push size, every 3 s
 
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
 episodes (instantaneous, so gait oscillation counts); fall rate; heading drift (degrees per 10 s,
@@ -233,15 +234,24 @@ class MujocoRobot:
         )
 
 
-def run_mujoco_episode(robot: MujocoRobot, ctrl: Controller, command, phase: float, frames=None):
-    """One episode; per-step arrays of the same quantities as the JAX evaluation."""
+def run_mujoco_episode(
+    robot: MujocoRobot, ctrl: Controller, command, phase: float, frames=None, push=None
+):
+    """One episode; per-step arrays of the same quantities as the JAX evaluation.
+
+    push: (speed m/s, every n control steps, rng): a horizontal velocity kick in a random
+    direction, added to the root as env.py adds its pushes (before that step's physics).
+    """
     robot.reset()
     ctrl.reset(phase)
     keys = ("alive", "vel", "vel_err", "lat_err", "yaw_err", "heading", "force", "power", "slip")
     rows = {k: [] for k in keys}
     alive = True
-    for _ in range(robot.config.episode_length):
+    for t in range(robot.config.episode_length):
         targets = ctrl.step(*robot.sensors(), command=command)
+        if push is not None and (t + 1) % push[1] == 0:
+            angle = push[2].uniform(0, 2 * np.pi)
+            robot.data.qvel[:2] += push[0] * np.array([np.cos(angle), np.sin(angle)])
         robot.apply(targets)
         alive = alive and not robot.fallen()
         force = robot.data.actuator_force[robot.actuators]
@@ -294,6 +304,44 @@ def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes:
     limits = robot.model.actuator_forcerange[robot.actuators, 1]
     return summarize(out, commands, episodes, Servos(env_config.actuators, limits),
                      env_config.ctrl_dt)  # fmt: skip
+
+
+PUSH_COMMANDS = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0)]  # standing, walking
+
+
+def push_recovery(env_config: EnvConfig, policy, ctrl: Controller, speeds, every: float,
+                  episodes: int, skip=(), seed: int = 0) -> dict[str, dict]:  # fmt: skip
+    """Fall rate per (push speed, command) in each simulator: a kick of exactly that speed in a
+    random direction every `every` seconds, standing and walking, randomization otherwise as
+    trained (MJX) or nominal (MuJoCo)."""
+    steps = int(round(every / env_config.ctrl_dt))
+    table = {"jax": {}, "mujoco": {}}
+    for speed in speeds:
+        pushed = override(env_config, {"randomization.push_velocity": (speed, speed),
+                                       "randomization.push_interval": (every, every)})  # fmt: skip
+        if "jax" not in skip:
+            rows = evaluate_jax(pushed, policy, PUSH_COMMANDS, episodes, seed)
+            for cmd, row in zip(PUSH_COMMANDS, rows, strict=True):
+                table["jax"][(speed, cmd)] = row["fall_rate"]
+        if "mujoco" not in skip:
+            robot, rng = MujocoRobot(env_config, seed=seed), np.random.default_rng(seed)
+            for cmd in PUSH_COMMANDS:
+                falls = [not run_mujoco_episode(robot, ctrl, cmd, rng.uniform(0, 2 * np.pi),
+                                                push=(speed, steps, rng))["alive"][-1]
+                         for _ in range(episodes)]  # fmt: skip
+                table["mujoco"][(speed, cmd)] = float(np.mean(falls))
+    return table
+
+
+def print_push_table(table: dict[str, dict], speeds, every: float) -> None:
+    print(f"\nPush recovery: fall rate with a push every {every:g} s (10 s episodes)")
+    print("| push m/s | MJX standing | MJX walking 0.3 m/s | MuJoCo standing | "
+          "MuJoCo walking 0.3 m/s |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for speed in speeds:
+        cells = [table[sim].get((speed, cmd)) for sim in ("jax", "mujoco") for cmd in PUSH_COMMANDS]
+        text = " | ".join("-" if c is None else f"{c:.2f}" for c in cells)
+        print(f"| {speed:.2f} | {text} |")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,6 +494,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", help="write a PNG of velocity tracking (plain MuJoCo)")
     parser.add_argument("--video-command", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run")
+    parser.add_argument("--pushes", type=float, nargs="+", metavar="M_PER_S",
+                        help="also: fall rate vs push size, standing and walking")  # fmt: skip
+    parser.add_argument("--push-every", type=float, default=3.0, help="seconds between pushes")
     args = parser.parse_args(argv)
     try:
         commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
@@ -461,13 +512,17 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX
         export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
         ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
+    policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
     if "jax" not in args.skip:
-        policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
         rows = evaluate_jax(config.env, policy, commands, args.episodes)
         print_table("MJX environment (training physics, domain randomization on)", rows)
     if "mujoco" not in args.skip:
         rows = evaluate_mujoco(config.env, ctrl, commands, args.episodes)
         print_table("Plain MuJoCo, sim_dt 0.002, default solver, deployed NumPy controller", rows)
+    if args.pushes:
+        table = push_recovery(config.env, policy, ctrl, args.pushes, args.push_every,
+                              args.episodes, args.skip)  # fmt: skip
+        print_push_table(table, args.pushes, args.push_every)
     command = (args.video_command, 0.0, 0.0)
     ep = None
     if args.video:

@@ -17,7 +17,15 @@ import ppo
 from config import override
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
-from play import SETTLE_STEPS, MujocoRobot, Servos, evaluate_mujoco, foot_slip, summarize
+from play import (
+    SETTLE_STEPS,
+    MujocoRobot,
+    Servos,
+    evaluate_mujoco,
+    foot_slip,
+    run_mujoco_episode,
+    summarize,
+)
 from wrappers import normalizer_init, normalizer_scale, normalizer_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -281,3 +289,21 @@ def test_mujoco_robot_reads_base_velocity_in_its_own_frame():
     mujoco.mj_forward(robot.model, robot.data)
     np.testing.assert_allclose(robot.base_velocity(), [0.3, 0.1, 0.7], atol=1e-6)
     assert robot.heading() == pytest.approx(yaw)
+
+
+def test_mujoco_pushes_kick_the_root_at_their_interval():
+    """play.py's pushes: a kick of the given speed every n control steps, as env.py pushes."""
+    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
+    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
+    robot = MujocoRobot(config.env, noise=False)
+    standing = (0.0, 0.0, 0.0)
+    calm = run_mujoco_episode(robot, ctrl, standing, 0.0)
+    pushed = run_mujoco_episode(
+        robot, ctrl, standing, 0.0, push=(0.4, 100, np.random.default_rng(0))
+    )
+    speed = {k: np.hypot(ep["vel"][:300], ep["lat_err"][:300]) for k, ep in
+             (("calm", calm), ("pushed", pushed))}  # fmt: skip
+    assert speed["calm"].max() < 0.15
+    np.testing.assert_allclose(speed["pushed"][:99], speed["calm"][:99])  # nothing before the push
+    for step in (99, 199, 299):  # each kick shows in the step it lands in
+        assert 0.3 < speed["pushed"][step] < 0.5, (step, speed["pushed"][step - 1 : step + 2])
