@@ -14,6 +14,7 @@ its velocity tracking.
     python play.py POLICY --grid                                        # joystick commands
     python play.py POLICY --commands 0.3,0.2,0 0,0,1                    # forward,lateral,yaw
     python play.py POLICY --pushes 0.3 0.4 0.5             # + fall rate vs push size, every 3 s
+    python play.py POLICY --friction 0.4                   # a slippery floor in both simulators
 
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
 episodes (instantaneous, so gait oscillation counts); fall rate; heading drift (degrees per 10 s,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes.util
+import dataclasses
 import os
 import tempfile
 import time
@@ -125,8 +127,16 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
 
 
 def mujoco_model(env_config: EnvConfig) -> mujoco.MjModel:
-    """The robot at sim_dt 0.002 with MuJoCo's default (accurate) solver settings."""
+    """The robot at sim_dt 0.002 with MuJoCo's default (accurate) solver settings.
+
+    Sliding friction is the model's own, unless the config fixes it (a zero-width
+    randomization.floor_friction range, as `--friction` sets): then every colliding geom gets
+    that value, as env.py randomizes it.
+    """
     model = load_model(env_config)
+    lo, hi = env_config.randomization.floor_friction
+    if lo == hi:
+        model.geom_friction[np.nonzero(model.geom_contype | model.geom_conaffinity)[0], 0] = lo
     defaults = mujoco.MjModel.from_xml_string("<mujoco/>").opt
     model.opt.timestep = 0.002
     model.opt.solver = defaults.solver
@@ -497,6 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pushes", type=float, nargs="+", metavar="M_PER_S",
                         help="also: fall rate vs push size, standing and walking")  # fmt: skip
     parser.add_argument("--push-every", type=float, default=3.0, help="seconds between pushes")
+    parser.add_argument("--friction", type=float, help="floor (sliding) friction in both sims")
     args = parser.parse_args(argv)
     try:
         commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
@@ -507,6 +518,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         config, actor_vars, stats = export.load_checked(args.policy, args.seed)
+        if args.friction is not None:
+            fixed = {"randomization.floor_friction": (args.friction, args.friction)}
+            config = dataclasses.replace(config, env=override(config.env, fixed))
     except ConfigError as e:
         raise SystemExit(f"play.py: error: {e}") from None
     with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX

@@ -307,3 +307,15 @@ def test_mujoco_pushes_kick_the_root_at_their_interval():
     np.testing.assert_allclose(speed["pushed"][:99], speed["calm"][:99])  # nothing before the push
     for step in (99, 199, 299):  # each kick shows in the step it lands in
         assert 0.3 < speed["pushed"][step] < 0.5, (step, speed["pushed"][step - 1 : step + 2])
+
+
+def test_plain_mujoco_floor_friction_follows_a_fixed_config_range():
+    """`--friction`: a zero-width floor_friction range sets every colliding geom; else, the XML."""
+    from play import mujoco_model  # noqa: PLC0415
+
+    own = mujoco_model(EnvConfig())
+    slippery = mujoco_model(override(EnvConfig(), {"randomization.floor_friction": (0.4, 0.4)}))
+    colliding = np.nonzero(own.geom_contype | own.geom_conaffinity)[0]
+    np.testing.assert_array_equal(slippery.geom_friction[colliding, 0], 0.4)
+    assert not np.allclose(own.geom_friction[colliding, 0], 0.4)
+    np.testing.assert_array_equal(slippery.geom_friction[:, 1:], own.geom_friction[:, 1:])
