@@ -9,6 +9,13 @@ observation layout). Sensor readings go in, servo position targets come out:
     ctrl.reset()
     targets = ctrl.step(imu_quat, gyro, joint_pos, joint_vel, command=(0.3, 0.0, 0.0))
 
+The joystick's yaw can also steer a heading the robot keeps (HeadingHold): the policy still gets a
+yaw-rate command, made from the heading error, so the robot holds its line instead of drifting:
+
+    hold = HeadingHold(ctrl_dt=0.02, yaw_joints=[8])  # waist_yaw turns the IMU against the legs
+    hold.reset(imu_quat, joint_pos)
+    command = hold(imu_quat, joint_pos, (0.3, 0.0, 0.0))  # then ctrl.step(..., command=command)
+
 Only NumPy is imported, so this file can be copied to the robot on its own.
 """
 
@@ -49,6 +56,55 @@ def gravity_in_sensor_frame(quat_wxyz: np.ndarray) -> np.ndarray:
     w, x, y, z = np.asarray(quat_wxyz, np.float64) / np.linalg.norm(quat_wxyz)
     # Third row of the rotation matrix (sensor -> world), negated: R^T @ (0, 0, -1).
     return -np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+
+
+def yaw_of(quat_wxyz) -> float:
+    """Heading (rad): the yaw of the frame's x axis about the vertical, from (w, x, y, z)."""
+    w, x, y, z = np.asarray(quat_wxyz, np.float64) / np.linalg.norm(quat_wxyz)
+    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
+
+def heading_hold_rate(target, heading, yaw_rate, dt, gain, max_rate, max_lead):
+    """One step of heading hold: (new heading target, yaw-rate command); NumPy or JAX arrays.
+
+    The target turns at the joystick's `yaw_rate`, but never leads the heading by more than
+    `max_lead` rad (no wind-up when the robot turns slower than asked); the command is that rate
+    plus `gain` times the heading error, within +-`max_rate`. Angles wrap to [-pi, pi).
+    """
+    error = (target + yaw_rate * dt - heading + np.pi) % (2 * np.pi) - np.pi
+    error = error.clip(-max_lead, max_lead)
+    return heading + error, (yaw_rate + gain * error).clip(-max_rate, max_rate)
+
+
+class HeadingHold:
+    """Turn the joystick's yaw rate into a heading the robot keeps, for a yaw-rate policy.
+
+    The heading is the IMU's yaw minus the angles of `yaw_joints` (joints about the vertical
+    between the legs and the IMU, e.g. a waist), so it is the legs' heading, not the chest's.
+    """
+
+    def __init__(self, ctrl_dt: float, gain: float = 2.0, max_rate: float = 1.0,
+                 max_lead: float = 0.5, yaw_joints=()):  # fmt: skip
+        self.dt, self.gain, self.max_rate, self.max_lead = ctrl_dt, gain, max_rate, max_lead
+        self.yaw_joints = list(yaw_joints)
+        self.target = 0.0
+
+    def heading(self, imu_quat, joint_pos) -> float:
+        return yaw_of(imu_quat) - float(np.sum(np.asarray(joint_pos)[self.yaw_joints]))
+
+    def reset(self, imu_quat, joint_pos) -> None:
+        """Keep the heading the robot has now."""
+        self.target = self.heading(imu_quat, joint_pos)
+
+    def __call__(self, imu_quat, joint_pos, command) -> np.ndarray:
+        """The command for Controller.step: forward and lateral as given, yaw rate from heading."""
+        command = np.asarray(command, np.float64)
+        target, rate = heading_hold_rate(
+            np.float64(self.target), self.heading(imu_quat, joint_pos), command[2], self.dt,
+            self.gain, self.max_rate, self.max_lead,
+        )  # fmt: skip
+        self.target = float(target)
+        return np.array([command[0], command[1], rate])
 
 
 class Controller:

@@ -15,13 +15,17 @@ its velocity tracking.
     python play.py POLICY --commands 0.3,0.2,0 0,0,1                    # forward,lateral,yaw
     python play.py POLICY --pushes 0.3 0.4 0.5             # + fall rate vs push size, every 3 s
     python play.py POLICY --friction 0.4                   # a slippery floor in both simulators
+    python play.py POLICY --grid --heading-hold 2          # the yaw command steers a heading
 
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
 episodes (instantaneous, so gait oscillation counts); fall rate; heading drift (degrees per 10 s,
 zero-yaw commands only: the change of the root's yaw over the episode); mean and max absolute
 servo torque; the largest share of time any servo spends at its torque limit (|force| >= 99% of
 forcerange); left/right balance (mean absolute torque of the servos named left_* over those named
-right_*); power; foot slip.
+right_*, and their swing: the summed standard deviation of their angles over the last 5 s); power;
+foot slip. With --heading-hold, both simulators run deploy.HeadingHold: the
+joystick's yaw rate turns a heading target and the policy gets the yaw rate that heading calls for;
+errors are still measured against the joystick's command.
     python play.py POLICY --video out/walk.gif --plot out/tracking.png  # render + plot (mujoco)
 """
 
@@ -48,7 +52,7 @@ import numpy as np
 import export
 import ppo
 from config import ConfigError, override
-from deploy import Controller
+from deploy import Controller, HeadingHold, heading_hold_rate
 from env import EnvConfig, WildRobotEnv, load_model, sole_thickness
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
@@ -72,12 +76,51 @@ def heading(rot: np.ndarray) -> np.ndarray:
     return np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
 
 
+class Hold(NamedTuple):
+    """Heading-hold settings (deploy.HeadingHold) and the servos it subtracts from the IMU's yaw."""
+
+    gain: float  # rad/s of yaw-rate command per rad of heading error
+    yaw_joints: tuple[int, ...]  # policy-order indices, from heading_joints
+    max_rate: float = 1.0  # rad/s
+    max_lead: float = 0.5  # rad
+
+
+def heading_joints(env_config: EnvConfig) -> tuple[int, ...]:
+    """Servos (policy order) about the vertical, in the home pose, between the root and the IMU.
+
+    They turn the IMU against the legs (WildRobot: waist_yaw), so the legs' heading is the IMU's
+    yaw minus their angles.
+    """
+    model = load_model(env_config)
+    data = mujoco.MjData(model)
+    mujoco.mj_resetDataKeyframe(model, data, model.key(env_config.home_keyframe).id)
+    mujoco.mj_forward(model, data)
+    names = list(env_config.joints or env_config.actuators)
+    root, body = model.body(env_config.root_body).id, model.site(env_config.imu_site).bodyid[0]
+    found = []
+    while body not in (root, 0):
+        for j in range(model.body_jntadr[body], model.body_jntadr[body] + model.body_jntnum[body]):
+            vertical = abs(data.xaxis[j] @ np.array([0.0, 0.0, 1.0])) > 0.99
+            if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and vertical:
+                if model.joint(j).name not in names:
+                    name = model.joint(j).name
+                    raise ConfigError(
+                        f"joint '{name}' turns the IMU about the vertical but has no servo: "
+                        "the legs' heading cannot be sensed"
+                    )
+                found.append(names.index(model.joint(j).name))
+        body = model.body_parentid[body]
+    return tuple(found)
+
+
 # ---------------------------------------------------------------------------------------------
 # The MJX environment
 # ---------------------------------------------------------------------------------------------
 
 
-def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: int = 0):
+def evaluate_jax(
+    env_config: EnvConfig, policy, commands, episodes: int, seed: int = 0, hold: Hold | None = None
+):
     """One row per command: tracking error, fall rate, episode length, torque, power, foot slip."""
     config = override(env_config, {"command_resample_seconds": 1e6, "zero_command_prob": 0.0})
     env = WildRobotEnv(config)
@@ -86,32 +129,47 @@ def evaluate_jax(env_config: EnvConfig, policy, commands, episodes: int, seed: i
     cmds = jnp.repeat(jnp.asarray(commands), episodes, axis=0)
     sole_contact = env.critic_layout.slice("foot_contact")
     feet_vel = env.critic_layout.slice("feet_vel")
+    ids = env.ids
+    yaw_qpos = ids.qpos[jnp.asarray(hold.yaw_joints if hold else (), jnp.int32)]
+
+    def legs_heading(data):
+        rot = data.site_xmat[:, ids.imu]
+        return jnp.arctan2(rot[:, 1, 0], rot[:, 0, 0]) - data.qpos[:, yaw_qpos].sum(-1)
 
     @jax.jit
     def run(key):
         keys = jax.random.split(key, cmds.shape[0])
         state = jax.vmap(env.set_command)(jax.vmap(env.reset)(keys), cmds)
+        target = legs_heading(state.data)
 
         def body(carry, _):
-            state, alive = carry
+            state, alive, target = carry
+            if hold is not None:  # the policy gets the yaw rate the heading target calls for
+                target, rate = heading_hold_rate(target, legs_heading(state.data), cmds[:, 2],
+                                                 config.ctrl_dt, hold.gain, hold.max_rate,
+                                                 hold.max_lead)  # fmt: skip
+                state = jax.vmap(env.set_command)(state, cmds.at[:, 2].set(rate))
             state = jax.vmap(env.step)(state, policy(state.obs))
             alive = alive & ~state.terminated
             force = state.data.actuator_force[:, env.ids.actuators]
             obs = state.critic_obs
+            root_rot = state.data.xmat[:, ids.root]  # yaw rate in the root frame, as env.py
+            yaw_rate = jnp.einsum("nij,ni->nj", root_rot, state.data.cvel[:, ids.root, :3])[:, 2]
             out = {
                 "alive": alive,
                 "vel_err": state.metrics["forward_velocity_error"],
                 "lat_err": state.metrics["lateral_velocity_error"],
-                "yaw_err": state.metrics["yaw_rate_error"],
+                "yaw_err": jnp.abs(yaw_rate - cmds[:, 2]),  # against the joystick
                 "heading": state.data.xmat[:, env.ids.root],  # reduced to the yaw below
                 "force": force,
+                "joints": state.data.qpos[:, ids.qpos],
                 "power": jnp.abs(force * state.data.qvel[:, env.ids.qvel]).sum(-1),
                 "slip": foot_slip(obs[:, feet_vel], obs[:, sole_contact], env.nfeet),
             }
-            return (state, alive), out
+            return (state, alive, target), out
 
         alive0 = jnp.ones(cmds.shape[0], bool)
-        return jax.lax.scan(body, (state, alive0), None, steps)[1]
+        return jax.lax.scan(body, (state, alive0, target), None, steps)[1]
 
     t0 = time.perf_counter()
     out = jax.tree.map(np.asarray, run(jax.random.key(seed)))
@@ -245,20 +303,38 @@ class MujocoRobot:
 
 
 def run_mujoco_episode(
-    robot: MujocoRobot, ctrl: Controller, command, phase: float, frames=None, push=None
+    robot: MujocoRobot,
+    ctrl: Controller,
+    command,
+    phase: float,
+    frames=None,
+    push=None,
+    hold: Hold | None = None,
 ):
     """One episode; per-step arrays of the same quantities as the JAX evaluation.
 
     push: (speed m/s, every n control steps, rng): a horizontal velocity kick in a random
     direction, added to the root as env.py adds its pushes (before that step's physics).
+    hold: steer a heading with deploy.HeadingHold, from the sensor readings the policy gets.
     """
     robot.reset()
     ctrl.reset(phase)
-    keys = ("alive", "vel", "vel_err", "lat_err", "yaw_err", "heading", "force", "power", "slip")
+    steer = None
+    if hold is not None:
+        steer = HeadingHold(robot.config.ctrl_dt, hold.gain, hold.max_rate, hold.max_lead,
+                            hold.yaw_joints)  # fmt: skip
+    keys = ("alive", "vel", "vel_err", "lat_err", "yaw_err", "heading", "force", "joints", "power",
+            "slip")  # fmt: skip
     rows = {k: [] for k in keys}
     alive = True
     for t in range(robot.config.episode_length):
-        targets = ctrl.step(*robot.sensors(), command=command)
+        sensors = robot.sensors()
+        given = command
+        if steer is not None:
+            if t == 0:
+                steer.reset(sensors[0], sensors[2])
+            given = steer(sensors[0], sensors[2], command)
+        targets = ctrl.step(*sensors, command=given)
         if push is not None and (t + 1) % push[1] == 0:
             angle = push[2].uniform(0, 2 * np.pi)
             robot.data.qvel[:2] += push[0] * np.array([np.cos(angle), np.sin(angle)])
@@ -273,6 +349,7 @@ def run_mujoco_episode(
         rows["yaw_err"].append(abs(vel[2] - command[2]))
         rows["heading"].append(robot.heading())
         rows["force"].append(force.copy())
+        rows["joints"].append(robot.data.qpos[robot.qadr].copy())
         rows["power"].append(np.abs(force * robot.data.qvel[robot.vadr]).sum())
         rows["slip"].append(foot_slip(robot.feet_vel(), robot.sole_contact(), len(robot.feet)))
         if frames is not None:
@@ -295,8 +372,11 @@ def foot_slip(feet_vel, sole_contact, nfeet: int):
     return (speed * touching).sum(-1) / touching.sum(-1).clip(min=1)
 
 
-def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes: int, seed=0):
-    robot = MujocoRobot(env_config, seed=seed)
+def evaluate_mujoco(
+    env_config: EnvConfig, ctrl: Controller, commands, episodes: int, seed=0, hold=None, robot=None
+):
+    """evaluate_jax's rows from plain MuJoCo; `robot`: a MujocoRobot to use instead of a new one."""
+    robot = robot or MujocoRobot(env_config, seed=seed)
     steps = env_config.episode_length
     rng = np.random.default_rng(seed)
     commands = command_triples(commands)
@@ -304,9 +384,10 @@ def evaluate_mujoco(env_config: EnvConfig, ctrl: Controller, commands, episodes:
     out = {k: np.zeros((steps, n)) for k in
            ("alive", "vel_err", "lat_err", "yaw_err", "heading", "power", "slip")}  # fmt: skip
     out["force"] = np.zeros((steps, n, len(robot.actuators)))
+    out["joints"] = np.zeros((steps, n, len(robot.actuators)))
     t0 = time.perf_counter()
     for i, (cmd, _) in enumerate((c, e) for c in commands for e in range(episodes)):
-        ep = run_mujoco_episode(robot, ctrl, tuple(cmd), rng.uniform(0, 2 * np.pi))
+        ep = run_mujoco_episode(robot, ctrl, tuple(cmd), rng.uniform(0, 2 * np.pi), hold=hold)
         for k in out:
             out[k][: len(ep[k]), i] = ep[k]
     print(f"(mujoco evaluation: {time.perf_counter() - t0:.0f} s)")
@@ -320,7 +401,7 @@ PUSH_COMMANDS = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0)]  # standing, walking
 
 
 def push_recovery(env_config: EnvConfig, policy, ctrl: Controller, speeds, every: float,
-                  episodes: int, skip=(), seed: int = 0) -> dict[str, dict]:  # fmt: skip
+                  episodes: int, skip=(), seed: int = 0, hold=None) -> dict[str, dict]:  # fmt: skip
     """Fall rate per (push speed, command) in each simulator: a kick of exactly that speed in a
     random direction every `every` seconds, standing and walking, randomization otherwise as
     trained (MJX) or nominal (MuJoCo)."""
@@ -330,14 +411,14 @@ def push_recovery(env_config: EnvConfig, policy, ctrl: Controller, speeds, every
         pushed = override(env_config, {"randomization.push_velocity": (speed, speed),
                                        "randomization.push_interval": (every, every)})  # fmt: skip
         if "jax" not in skip:
-            rows = evaluate_jax(pushed, policy, PUSH_COMMANDS, episodes, seed)
+            rows = evaluate_jax(pushed, policy, PUSH_COMMANDS, episodes, seed, hold)
             for cmd, row in zip(PUSH_COMMANDS, rows, strict=True):
                 table["jax"][(speed, cmd)] = row["fall_rate"]
         if "mujoco" not in skip:
             robot, rng = MujocoRobot(env_config, seed=seed), np.random.default_rng(seed)
             for cmd in PUSH_COMMANDS:
                 falls = [not run_mujoco_episode(robot, ctrl, cmd, rng.uniform(0, 2 * np.pi),
-                                                push=(speed, steps, rng))["alive"][-1]
+                                                push=(speed, steps, rng), hold=hold)["alive"][-1]
                          for _ in range(episodes)]  # fmt: skip
                 table["mujoco"][(speed, cmd)] = float(np.mean(falls))
     return table
@@ -365,7 +446,8 @@ class Servos(NamedTuple):
 
 
 def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servos, dt: float):
-    """One row per command from (steps, episodes) arrays; `force` is (steps, episodes, servos)."""
+    """One row per command from (steps, episodes) arrays; `force` and `joints` (angles) are
+    (steps, episodes, servos)."""
     rows = []
     alive = out["alive"]
     force = np.abs(out["force"])
@@ -384,6 +466,12 @@ def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servo
         turn = np.unwrap(out["heading"][:, cols], axis=0)
         seconds = len(a) * dt
         drift = np.abs(turn[-1] - turn[0])[survived]
+        # Swing: each joint's standard deviation over an episode's last 5 s (surviving episodes).
+        joints, w = out["joints"][SETTLE_STEPS:, cols], late[..., None]
+        n = w.sum(0).clip(min=1)
+        mean = (joints * w).sum(0) / n
+        swing = (np.sqrt(((joints - mean) ** 2 * w).sum(0) / n)[survived].mean(0)
+                 if survived.any() else np.full(len(servos.names), np.nan))  # fmt: skip
         rows.append(
             {
                 "command": tuple(float(c) for c in cmd),
@@ -402,6 +490,9 @@ def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servo
                 "left_right": float(per_servo[left].sum() / per_servo[right].sum())
                 if left.any() and right.any() and per_servo[right].sum() > 0
                 else float("nan"),
+                "swing_left_right": float(swing[left].sum() / swing[right].sum())
+                if left.any() and right.any() and swing[right].sum() > 0
+                else float("nan"),
                 "power": _masked_mean(out["power"][:, cols], a),
                 "slip": _masked_mean(out["slip"][:, cols], a),
             }
@@ -418,14 +509,15 @@ def print_table(title: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{title}")
     print("| command (fwd, lat, yaw) | fwd err m/s | lat err m/s | yaw err rad/s | fall rate | "
           "heading drift deg/10 s | mean abs torque N m | max torque | most time at limit | "
-          "left/right torque | power W | foot slip m/s |")  # fmt: skip
-    print("| --- |" + " ---: |" * 11)
+          "left/right torque | left/right swing | power W | foot slip m/s |")  # fmt: skip
+    print("| --- |" + " ---: |" * 12)
     for r in rows:
         cmd = ", ".join(f"{c:.2f}" for c in r["command"])
         drift = "-" if np.isnan(r["drift_deg"]) else f"{r['drift_deg']:.1f}"
         print(f"| {cmd} | {r['vel_err']:.3f} | {r['lat_err']:.3f} | {r['yaw_err']:.3f} | "
               f"{r['fall_rate']:.2f} | {drift} | {r['torque']:.2f} | {r['torque_max']:.2f} | "
               f"{r['at_limit']:.0%} ({r['at_limit_servo']}) | {r['left_right']:.2f} | "
+              f"{r['swing_left_right']:.2f} | "
               f"{r['power']:.2f} | {r['slip']:.3f} |")  # fmt: skip
     mean = {k: np.nanmean([r[k] for r in rows]) for k in ("vel_err", "lat_err", "yaw_err")}
     falls = np.mean([r["fall_rate"] for r in rows])
@@ -508,6 +600,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="also: fall rate vs push size, standing and walking")  # fmt: skip
     parser.add_argument("--push-every", type=float, default=3.0, help="seconds between pushes")
     parser.add_argument("--friction", type=float, help="floor (sliding) friction in both sims")
+    parser.add_argument(
+        "--heading-hold",
+        type=float,
+        metavar="GAIN",
+        help="steer a heading (deploy.HeadingHold; yaw-rate command per rad of heading error)",
+    )
     args = parser.parse_args(argv)
     try:
         commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
@@ -521,6 +619,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.friction is not None:
             fixed = {"randomization.floor_friction": (args.friction, args.friction)}
             config = dataclasses.replace(config, env=override(config.env, fixed))
+        hold = None
+        if args.heading_hold is not None:
+            hold = Hold(args.heading_hold, heading_joints(config.env))
     except ConfigError as e:
         raise SystemExit(f"play.py: error: {e}") from None
     with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX
@@ -528,14 +629,14 @@ def main(argv: list[str] | None = None) -> None:
         ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
     policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
     if "jax" not in args.skip:
-        rows = evaluate_jax(config.env, policy, commands, args.episodes)
+        rows = evaluate_jax(config.env, policy, commands, args.episodes, hold=hold)
         print_table("MJX environment (training physics, domain randomization on)", rows)
     if "mujoco" not in args.skip:
-        rows = evaluate_mujoco(config.env, ctrl, commands, args.episodes)
+        rows = evaluate_mujoco(config.env, ctrl, commands, args.episodes, hold=hold)
         print_table("Plain MuJoCo, sim_dt 0.002, default solver, deployed NumPy controller", rows)
     if args.pushes:
         table = push_recovery(config.env, policy, ctrl, args.pushes, args.push_every,
-                              args.episodes, args.skip)  # fmt: skip
+                              args.episodes, args.skip, hold=hold)  # fmt: skip
         print_push_table(table, args.pushes, args.push_every)
     command = (args.video_command, 0.0, 0.0)
     ep = None

@@ -2,6 +2,7 @@
 built from plain-MuJoCo sensor readings matches the training environment's."""
 
 import dataclasses
+import functools
 import os
 
 import jax
@@ -19,10 +20,12 @@ from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
 from play import (
     SETTLE_STEPS,
+    Hold,
     MujocoRobot,
     Servos,
     evaluate_mujoco,
     foot_slip,
+    heading_joints,
     run_mujoco_episode,
     summarize,
 )
@@ -260,15 +263,21 @@ def test_play_measures_on_hand_values():
         "yaw_err": np.full((steps, 4), 0.3),
         "heading": np.angle(np.exp(1j * (np.pi - 0.1 + turn)))[:, None].repeat(4, 1),
         "force": force,
+        "joints": np.zeros((steps, 4, 3)),
         "power": np.ones((steps, 4)),
         "slip": np.zeros((steps, 4)),
     }
+    t = np.arange(steps) * dt
+    out["joints"][:, :, 0] = 0.3 * np.sin(2 * np.pi * 1.5 * t)[:, None]  # left swings 0.3 rad
+    out["joints"][:, :, 1] = 0.5 + 0.1 * np.sin(2 * np.pi * 1.5 * t)[:, None]  # right 0.1 rad
+    out["joints"][:SETTLE_STEPS, :, 1] = 9.0  # before the last 5 s: not counted
     out["alive"][SETTLE_STEPS + 10 :, 2] = False  # the third episode (second command) falls
     rows = summarize(out, [(0.3, 0.0, 0.0), (0.0, 0.0, 0.5)], 2, servos, dt)
     first, second = rows
     assert first["drift_deg"] == pytest.approx(30.0, rel=1e-6)
     assert first["at_limit"] == pytest.approx(0.2) and first["at_limit_servo"] == "waist"
     assert first["left_right"] == pytest.approx(2.0)
+    assert first["swing_left_right"] == pytest.approx(3.0, rel=1e-3)  # standard deviations
     assert (first["vel_err"], first["lat_err"], first["yaw_err"]) == pytest.approx((0.1, 0.2, 0.3))
     assert first["fall_rate"] == 0.0 and second["fall_rate"] == 0.5
     assert np.isnan(second["drift_deg"])  # a turning command has no drift to measure
@@ -319,3 +328,62 @@ def test_plain_mujoco_floor_friction_follows_a_fixed_config_range():
     np.testing.assert_array_equal(slippery.geom_friction[colliding, 0], 0.4)
     assert not np.allclose(own.geom_friction[colliding, 0], 0.4)
     np.testing.assert_array_equal(slippery.geom_friction[:, 1:], own.geom_friction[:, 1:])
+
+
+def test_heading_hold_rate_on_hand_values():
+    """The yaw-rate command from a heading error: gain, wrap at +-pi, lead and rate limits."""
+    rate = functools.partial(deploy.heading_hold_rate, dt=0.02, gain=2.0, max_rate=1.0,
+                             max_lead=0.5)  # fmt: skip
+    target, cmd = rate(np.float64(0.0), 0.1, 0.0)  # turned 0.1 rad left of the target: turn back
+    assert (target, cmd) == pytest.approx((0.0, -0.2))
+    # Across the wrap: the target is 0.1 rad left of the heading, not 2 pi - 0.1 right of it.
+    target, cmd = rate(np.float64(np.pi - 0.05), -np.pi + 0.05, 0.0)
+    assert cmd == pytest.approx(-0.2) and np.cos(target - (np.pi - 0.05)) == pytest.approx(1.0)
+    # The joystick turns the target at its rate; the command is that rate plus the correction.
+    target, cmd = rate(np.float64(0.0), 0.0, 0.5)
+    assert (target, cmd) == pytest.approx((0.01, 0.52))
+    # A robot that lags far behind: the target leads by max_lead at most; the rate stays in range.
+    target, cmd = rate(np.float64(2.0), 0.0, 0.5)
+    assert (target, cmd) == pytest.approx((0.5, 1.0))
+    jitted = jax.jit(deploy.heading_hold_rate, static_argnums=(3, 4, 5, 6))  # the MJX evaluation's
+    args = (jnp.array([0.0, np.pi - 0.05]), jnp.array([0.1, -np.pi + 0.05]), jnp.zeros(2))
+    np.testing.assert_allclose(jitted(*args, 0.02, 2.0, 1.0, 0.5)[1], [-0.2, -0.2], atol=1e-5)
+
+
+def test_heading_hold_reads_the_legs_heading_from_the_imu_and_the_waist():
+    """HeadingHold's heading is the IMU's yaw (as play.heading reads it) minus the waist angle;
+    play.heading_joints finds WildRobot's waist_yaw, and a robot without one has none."""
+    robot = MujocoRobot(NOISELESS, noise=False)
+    robot.reset()
+    waist = list(NOISELESS.actuators).index("waist_yaw")
+    assert heading_joints(NOISELESS) == (waist,)
+    yaw, twist = 0.8, 0.3
+    robot.data.qpos[3:7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+    robot.data.qpos[robot.qadr[waist]] = twist
+    mujoco.mj_forward(robot.model, robot.data)
+    quat, _, q, _ = robot.sensors()
+    hold = deploy.HeadingHold(0.02, yaw_joints=[waist])
+    assert deploy.yaw_of(quat) == pytest.approx(yaw + twist, abs=1e-9)
+    assert hold.heading(quat, q) == pytest.approx(robot.heading(), abs=1e-9)
+    robot.data.qpos[3:7] = [np.cos(yaw / 2), 0.05, 0.02, np.sin(yaw / 2)]  # a little tilted too
+    mujoco.mj_forward(robot.model, robot.data)
+    quat, _, q, _ = robot.sensors()
+    assert hold.heading(quat, q) == pytest.approx(robot.heading(), abs=0.01)
+    hold.reset(quat, q)
+    np.testing.assert_allclose(hold(quat, q, (0.3, 0.1, 0.0)), [0.3, 0.1, 0.0], atol=1e-12)
+    legs_only = override(NOISELESS, {"imu_site": "left_foot"})  # a site below no vertical joint
+    assert heading_joints(legs_only) == ()
+
+
+def test_heading_hold_keeps_the_shipped_policy_on_its_line():
+    """At a zero yaw command the shipped policy turns several degrees in 10 s; steering a heading
+    through the robot-side HeadingHold (as play.py --heading-hold runs it) keeps its line."""
+    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
+    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
+    plain = evaluate_mujoco(config.env, ctrl, [0.3], episodes=2)[0]
+    held = evaluate_mujoco(
+        config.env, ctrl, [0.3], episodes=2, hold=Hold(4.0, heading_joints(config.env))
+    )[0]
+    assert plain["drift_deg"] > 5.0, plain
+    assert held["drift_deg"] < plain["drift_deg"] / 2, (plain, held)
+    assert held["fall_rate"] == 0.0
