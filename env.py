@@ -26,7 +26,16 @@ import mujoco
 import numpy as np
 from flax import struct
 
-from config import ConfigError, bounded, check, file_path, load_file, one_of, span
+from config import (
+    ConfigError,
+    bounded,
+    check,
+    file_path,
+    load_file,
+    one_of,
+    override,
+    span,
+)
 from interface import State
 
 with contextlib.redirect_stdout(
@@ -167,6 +176,21 @@ class EnvConfig:
             ("min_base_height", self.min_base_height < self.max_base_height,
              f"{self.min_base_height} is not below max_base_height {self.max_base_height}"),
         ]  # fmt: skip
+
+
+def nominal_config(config: EnvConfig) -> EnvConfig:
+    """`config` with every randomization at its nominal value (scales 1, offsets, delay and pushes
+    0, the floor's largest friction), no sensor noise, and the first command held all episode."""
+    r = config.randomization
+    fixed = {f.name: (0, 0) if f.name == "action_delay" else (1.0, 1.0) for f in
+             dataclasses.fields(r)}  # fmt: skip
+    for name in ("torso_mass_offset", "joint_offset", "push_velocity"):
+        fixed[name] = (0.0, 0.0)
+    fixed["floor_friction"] = (r.floor_friction[1], r.floor_friction[1])
+    fixed["push_interval"] = r.push_interval
+    noise = {f.name: 0.0 for f in dataclasses.fields(config.noise)}
+    held = {"command_resample_seconds": 1e6, "zero_command_prob": 0.0}
+    return override(config, {"randomization": fixed, "noise": noise, **held})
 
 
 # ---------------------------------------------------------------------------------------------

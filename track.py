@@ -203,29 +203,13 @@ LEARNER = driver.Learner(
 # ---------------------------------------------------------------------------------------------
 
 
-def nominal(env_config: Any) -> Any:
-    """The training physics without randomization, pushes, sensor noise or action delay."""
-    r = env_config.randomization
-    fixed = {f.name: (1.0, 1.0) for f in dataclasses.fields(r) if f.name.endswith("_scale")}
-    fixed |= {
-        "floor_friction": (1.0, 1.0),
-        "torso_mass_offset": (0.0, 0.0),
-        "joint_offset": (0.0, 0.0),
-        "action_delay": (0, 0),
-        "push_velocity": (0.0, 0.0),
-    }
-    zero_noise = {f.name: 0.0 for f in dataclasses.fields(env_config.noise)}
-    fixed_command = {"command_resample_seconds": 1e6, "zero_command_prob": 0.0}
-    return override(env_config, {"randomization": fixed, "noise": zero_noise, **fixed_command})
-
-
 def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0) -> bool:
     """Run the tracking policy at each clip speed (nominal physics, from the clip's first frame)
     and write what the robot does after `settle` s as out/walk_<v>.npz; False if one failed the
     checks of replayed clips (gait.check_clip) or fell."""
     import gait  # noqa: PLC0415
     import motion  # noqa: PLC0415
-    from env import load_model, resolve_path  # noqa: PLC0415
+    from env import load_model, nominal_config, resolve_path  # noqa: PLC0415
 
     _, actor_params, stats = ppo.load_policy_params(policy_path)  # checks the file
     saved = json.loads(runs.load_msgpack(policy_path)["config"])
@@ -233,7 +217,7 @@ def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0
         config = ppo.check_config(override(TrackConfig(env=ppo.default_env_config()), saved))
     except (ValueError, TypeError) as e:
         raise ConfigError(f"'{policy_path}' is not a track.py policy: {e}") from None
-    env_config = nominal(config.env)
+    env_config = nominal_config(config.env)
     config = dataclasses.replace(config, env=env_config)
     prepared = prepare(config)
     tracking, table = prepared.env.env, prepared.table
@@ -257,12 +241,14 @@ def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0
             state, alive = carry
             state = jax.vmap(tracking.step)(state, jax.vmap(policy)(state.obs))
             alive = alive & ~state.terminated
-            return (state, alive), (state.data.qpos, state.data.qvel, state.info.phase, alive)
+            ref = jax.vmap(tracking.reference)(state)
+            return (state, alive), (state.data.qpos, state.data.qvel, state.info.phase, alive, ref)
 
         alive0 = jnp.ones(len(speeds), bool)
         return jax.lax.scan(body, (state, alive0), None, steps_settle + steps + 1)[1]
 
-    qpos, qvel, phase, alive = (np.asarray(x) for x in run(jax.random.key(0)))
+    qpos, qvel, phase, alive, ref = (np.asarray(x) for x in run(jax.random.key(0)))
+    joints = np.asarray(tracking.ids.qpos)
     model, ok = load_model(env_config), True
     os.makedirs(out, exist_ok=True)
     for i, speed in enumerate(speeds):
@@ -272,7 +258,8 @@ def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0
         walked = (q[-1, 0] - q[0, 0]) / seconds
         if abs(walked - speed) > gait.SPEED_TOLERANCE:
             problems.append(f"walked {walked:.3f} m/s for {speed:.3f}")
-        print(f"{speed:.2f} m/s: walked {walked:.3f} m/s, "
+        rms = np.sqrt(np.mean((q[:, joints] - ref[steps_settle:, i]) ** 2))
+        print(f"{speed:.2f} m/s: walked {walked:.3f} m/s, joint RMS vs the clip {rms:.3f} rad, "
               f"{'; '.join(problems) if problems else 'passes the checks'}")  # fmt: skip
         if problems:
             ok = False

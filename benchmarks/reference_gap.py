@@ -21,7 +21,6 @@ pushes, no sensor noise) and records the last 6 s of 8 s episodes. Then, per pol
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 
@@ -34,8 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import amp  # noqa: E402
 import motion  # noqa: E402
 import ppo  # noqa: E402
-from config import override  # noqa: E402
-from env import WildRobotEnv  # noqa: E402
+from env import WildRobotEnv, nominal_config  # noqa: E402
 from play import foot_slip  # noqa: E402
 from wrappers import normalizer_init, normalizer_update  # noqa: E402
 
@@ -44,24 +42,10 @@ SECONDS, SETTLE = 8.0, 2.0
 BINS = 20
 
 
-def nominal(env_config):
-    """The env config with randomization, pushes and noise off and the command held."""
-    r = env_config.randomization
-    fixed = {f.name: (0, 0) if f.name == "action_delay" else (1.0, 1.0) for f in
-             dataclasses.fields(r)}  # fmt: skip
-    for name in ("torso_mass_offset", "joint_offset", "push_velocity"):
-        fixed[name] = (0.0, 0.0)
-    fixed["floor_friction"] = (r.floor_friction[1], r.floor_friction[1])
-    fixed["push_interval"] = r.push_interval
-    noise = {f.name: 0.0 for f in dataclasses.fields(env_config.noise)}
-    held = {"command_resample_seconds": 1e6, "zero_command_prob": 0.0}
-    return override(env_config, {"randomization": fixed, "noise": noise, **held})
-
-
 def rollouts(policy_path: str, speeds: list[float], episodes: int) -> dict[str, np.ndarray]:
     """(speeds, episodes, steps, ...) qpos, qvel, phase, forces, slip, alive of one policy."""
     config, actor, stats = ppo.load_policy_params(policy_path)
-    env = WildRobotEnv(nominal(config.env))
+    env = WildRobotEnv(nominal_config(config.env))
     policy = jax.vmap(ppo.make_policy(config, actor, stats))
     steps = int(SECONDS / env.config.ctrl_dt)
     cmds = jnp.repeat(jnp.asarray(speeds, jnp.float32), episodes)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from config import ConfigError, override
-from env import EnvConfig, WildRobotEnv
+from env import EnvConfig, WildRobotEnv, nominal_config
 from wrappers import VecEnv, _where_done
 
 NUM_ENVS = 4
@@ -182,17 +182,17 @@ def test_randomization_stays_in_range_and_zero_range_is_nominal(robot):
         want[ids.dofs] *= scale
         close(getattr(m, name), want)
         assert not np.allclose(getattr(m, name), getattr(m0, name)), name
-    # Zero-width ranges give the nominal model exactly.
-    fixed = {f.name: (0, 0) if f.name == "action_delay" else None for f in dataclasses.fields(r)}
-    nominal = {k: v or (1.0, 1.0) for k, v in fixed.items()}
-    for k in ("torso_mass_offset", "joint_offset", "push_velocity"):
-        nominal[k] = (0.0, 0.0)
-    env0 = WildRobotEnv(override(EnvConfig(), {"randomization": nominal}))
+    # Zero-width ranges (env.nominal_config sets them) give the nominal model exactly.
+    env0 = WildRobotEnv(nominal_config(EnvConfig()))
     p0 = env0.sample_params(jax.random.key(2))
     m0 = env0.randomized_model(p0)
     np.testing.assert_allclose(m0.body_mass, env0.model.body_mass)
     np.testing.assert_allclose(m0.dof_damping, env0.model.dof_damping)
+    np.testing.assert_allclose(m0.actuator_gainprm, env0.model.actuator_gainprm)
     assert float(p0.friction) == 1.0 and int(p0.action_delay) == 0
+    assert float(p0.push_speed) == 0.0 and not np.asarray(p0.joint_offset).any()
+    assert not any(dataclasses.asdict(env0.config.noise).values())
+    assert env0.config.zero_command_prob == 0.0
 
 
 def test_amp_features_same_online_and_offline(robot):
