@@ -19,6 +19,7 @@ from config import override
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
 from play import (
+    GRID,
     SETTLE_STEPS,
     Hold,
     MujocoRobot,
@@ -221,11 +222,15 @@ def test_shipped_policy_walks_in_plain_mujoco():
     controller and the model against changes that would silently break the released policy."""
     config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
     ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
-    commands = [0.0, 0.25, 0.5]
-    rows = evaluate_mujoco(config.env, ctrl, commands, episodes=2)
-    for row in rows:
+    rows = evaluate_mujoco(config.env, ctrl, GRID, episodes=2)
+    for row in rows:  # the issue's targets, row by row: no falls, linear errors <= 0.1 m/s
         assert row["fall_rate"] == 0.0, row
-        assert row["vel_err"] < 0.1, row
+        assert row["vel_err"] < 0.1 and row["lat_err"] < 0.1, row
+        if row["command"][2] == 0.0 and row["command"][:2] != (0.0, 0.0):
+            assert row["at_limit"] < 0.6, row  # 10-52% walking straight when shipped
+    # It turns: the grid's mean yaw-rate error is 0.32 rad/s for the shipped policy, about 0.7
+    # for one that ignores the yaw command.
+    assert np.mean([row["yaw_err"] for row in rows]) < 0.4
 
 
 def test_activation_tables_agree():
@@ -376,14 +381,16 @@ def test_heading_hold_reads_the_legs_heading_from_the_imu_and_the_waist():
 
 
 def test_heading_hold_keeps_the_shipped_policy_on_its_line():
-    """At a zero yaw command the shipped policy turns several degrees in 10 s; steering a heading
-    through the robot-side HeadingHold (as play.py --heading-hold runs it) keeps its line."""
+    """Stepping sideways at a zero yaw command the shipped policy turns tens of degrees in 10 s;
+    steering a heading through the robot-side HeadingHold (as play.py --heading-hold runs it)
+    keeps it within the issue's 10 degrees per 10 s."""
     config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
     ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
-    plain = evaluate_mujoco(config.env, ctrl, [0.3], episodes=2)[0]
+    sideways = [(0.0, 0.3, 0.0)]
+    plain = evaluate_mujoco(config.env, ctrl, sideways, episodes=2)[0]
     held = evaluate_mujoco(
-        config.env, ctrl, [0.3], episodes=2, hold=Hold(4.0, heading_joints(config.env))
+        config.env, ctrl, sideways, episodes=2, hold=Hold(4.0, heading_joints(config.env))
     )[0]
-    assert plain["drift_deg"] > 5.0, plain
-    assert held["drift_deg"] < plain["drift_deg"] / 2, (plain, held)
+    assert plain["drift_deg"] > 20.0, plain  # 66 degrees when shipped
+    assert held["drift_deg"] < 10.0, (plain, held)  # 3.6 when shipped
     assert held["fall_rate"] == 0.0
