@@ -118,7 +118,7 @@ def test_tracking_wrapper_feeds_the_clip_pose_forward_and_pays_for_matching_it()
 
 def test_cli_smoke_run_and_record(tmp_path):
     """`python track.py` on the tiny config trains with the imitation term; `record` runs its
-    policy at every clip speed and writes only clips that pass the replayed-clip checks."""
+    policy at every clip speed and writes only clips that pass the tracked-clip checks."""
     run_dir = tmp_path / "track"
     cmd = [sys.executable, "track.py", "--config", "configs/smoke.toml", "--run-dir",
            str(run_dir)]  # fmt: skip
@@ -133,7 +133,13 @@ def test_cli_smoke_run_and_record(tmp_path):
     assert len(lines) == 6 and lines[0].startswith("0.00 m/s"), out.stdout + out.stderr[-2000:]
     written = sorted(os.listdir(clips))
     assert out.returncode == (0 if len(written) == 6 else 1)
-    assert "walk_0.00.npz" in written  # standing still passes; an untrained walker does not
+    # standing still passes; an untrained walker does not
+    assert any(name.endswith("_from_0.00.npz") for name in written), written
     assert len(written) < 6
+    for name in written:  # each clip is labelled with the speed it walked, as printed
+        source = name.split("_from_")[1][: -len(".npz")]
+        line = next(x for x in lines if x.startswith(f"{source} m/s clip: walked "))
+        walked = float(line.split("walked ")[1].split(" m/s")[0])
+        assert float(np.load(clips / name)["speed"]) == pytest.approx(walked, abs=0.0051)
     loaded = motion.load_motion(str(clips), track.load_config(track.DEFAULT_CONFIG).env)
     assert loaded.phase is not None and loaded.num_frames == 51 * len(written)
