@@ -123,6 +123,14 @@ def fresh_discriminator_accuracy(policy_pairs: np.ndarray, reference_pairs: np.n
     return float(amp.accuracy(score(reference_pairs[cut_r:]), score(policy_pairs[cut_p:])))
 
 
+def label(path: str) -> str:
+    """A policy's name in the tables: its file, with the run directory for a run's files."""
+    name = os.path.basename(path)
+    if name in ("policy.msgpack", "checkpoint.msgpack"):
+        return os.path.join(os.path.basename(os.path.dirname(os.path.abspath(path))), name)
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("policies", nargs="+", help="policy or checkpoint files")
@@ -192,7 +200,7 @@ def main() -> None:
     for path, accuracy, rms, slip, at_limit, falls, _ in rows:
         worst = names[int(at_limit.argmax())]
         print(
-            f"| {os.path.basename(path)} | {accuracy:.1%} | {rms.mean():.3f} | {slip:.3f} | "
+            f"| {label(path)} | {accuracy:.1%} | {rms.mean():.3f} | {slip:.3f} | "
             f"{at_limit.max():.1%} ({worst}) | {falls:.1%} |"
         )
     print(
@@ -202,7 +210,7 @@ def main() -> None:
     print("| --- |" + " ---: |" * len(names))
     for path, _, rms, _, at_limit, _, _ in rows:
         cells = " | ".join(f"{r:.3f} / {t:.0%}" for r, t in zip(rms, at_limit, strict=True))
-        print(f"| {os.path.basename(path)} | {cells} |")
+        print(f"| {label(path)} | {cells} |")
     if args.groups:
         names = list(rows[0][-1])
         print(
@@ -213,7 +221,7 @@ def main() -> None:
         print("| --- |" + " ---: |" * len(names))
         for path, *_, groups in rows:
             cells = " | ".join(f"{a:.1%} / {r:.2f}" for a, r in groups.values())
-            print(f"| {os.path.basename(path)} | {cells} |")
+            print(f"| {label(path)} | {cells} |")
 
 
 if __name__ == "__main__":
