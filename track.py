@@ -203,6 +203,13 @@ LEARNER = driver.Learner(
 # ---------------------------------------------------------------------------------------------
 
 
+def tracked_clip_name(speed: float, walked: float) -> tuple[float, str]:
+    """The speed label (m/s, 2 decimals) and file name of a clip recorded from the clip of
+    `speed` that walked `walked` m/s: the walked speed first, then the source clip's."""
+    label = round(float(walked), 2) + 0.0  # + 0.0: no -0.0
+    return label, f"walk_{label:.2f}_from_{speed:.2f}.npz"
+
+
 def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0) -> bool:
     """Run the tracking policy at each clip speed (nominal physics, from the clip's first frame)
     and write what the robot does after `settle` s as out/walk_<walked>_from_<clip>.npz, its
@@ -265,8 +272,7 @@ def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0
         if problems:
             ok = False
             continue
-        label = round(float(walked), 2) + 0.0  # + 0.0: no -0.0
-        name = f"walk_{label:.2f}_from_{speed:.2f}.npz"  # walked speed, then the source clip's
+        label, name = tracked_clip_name(speed, walked)
         gait.write_clip(os.path.join(out, name), model, env_config, q, v,
                         speed=np.float64(label), phase=phase[steps_settle:, i])  # fmt: skip
     return ok

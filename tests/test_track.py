@@ -116,6 +116,11 @@ def test_tracking_wrapper_feeds_the_clip_pose_forward_and_pays_for_matching_it()
     np.testing.assert_allclose(plain.step(state, jnp.zeros(1)).qpos, [0.2])  # the env's own
 
 
+def test_a_tracked_clip_is_labelled_with_the_speed_it_walked():
+    assert track.tracked_clip_name(0.4, 0.2881) == (0.29, "walk_0.29_from_0.40.npz")
+    assert track.tracked_clip_name(0.0, -0.003) == (0.0, "walk_0.00_from_0.00.npz")  # no -0.00
+
+
 def test_cli_smoke_run_and_record(tmp_path):
     """`python track.py` on the tiny config trains with the imitation term; `record` runs its
     policy at every clip speed and writes only clips that pass the tracked-clip checks."""
