@@ -217,11 +217,16 @@ def test_robot_side_controller_matches_the_env_with_filter_and_delay(saved_polic
     np.testing.assert_allclose(obs, np.asarray(state.obs), atol=2e-4)
 
 
+def shipped(name: str) -> tuple[ppo.PPOConfig, Controller]:
+    """The config of a policy in policies/ and its robot-side controller (.npz)."""
+    config = ppo.load_policy_params(os.path.join(ROOT, "policies", f"{name}.msgpack"))[0]
+    return config, Controller.load(os.path.join(ROOT, "policies", f"{name}.npz"))
+
+
 def test_shipped_policy_walks_in_plain_mujoco():
     """The shipped .npz, run as on the robot, still walks: guards the observation layout, the
     controller and the model against changes that would silently break the released policy."""
-    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
-    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
+    config, ctrl = shipped("wildrobot_walk")
     rows = evaluate_mujoco(config.env, ctrl, GRID, episodes=2)
     for row in rows:  # the issue's targets, row by row: no falls, linear errors <= 0.1 m/s
         assert row["fall_rate"] == 0.0, row
@@ -236,8 +241,7 @@ def test_shipped_policy_walks_in_plain_mujoco():
 def test_shipped_amp_policy_walks_in_plain_mujoco():
     """The shipped AMP policy's .npz, run as on the robot, walks forward 0-0.5 m/s (its targets:
     error <= 0.1 m/s, no falls; measured 0.063 m/s over 96 episodes when shipped)."""
-    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_amp.msgpack"))[0]
-    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_amp.npz"))
+    config, ctrl = shipped("wildrobot_amp")
     rows = evaluate_mujoco(config.env, ctrl, [0.0, 0.3, 0.5], episodes=2)
     for row in rows:
         assert row["fall_rate"] == 0.0, row
@@ -318,8 +322,7 @@ def test_mujoco_robot_reads_base_velocity_in_its_own_frame():
 
 def test_mujoco_pushes_kick_the_root_at_their_interval():
     """play.py's pushes: a kick of the given speed every n control steps, as env.py pushes."""
-    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
-    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
+    config, ctrl = shipped("wildrobot_walk")
     robot = MujocoRobot(config.env, noise=False)
     standing = (0.0, 0.0, 0.0)
     calm = run_mujoco_episode(robot, ctrl, standing, 0.0)
@@ -395,8 +398,7 @@ def test_heading_hold_keeps_the_shipped_policy_on_its_line():
     """Stepping sideways at a zero yaw command the shipped policy turns tens of degrees in 10 s;
     steering a heading through the robot-side HeadingHold (as play.py --heading-hold runs it)
     keeps it within the issue's 10 degrees per 10 s."""
-    config = ppo.load_policy_params(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))[0]
-    ctrl = Controller.load(os.path.join(ROOT, "policies", "wildrobot_walk.npz"))
+    config, ctrl = shipped("wildrobot_walk")
     sideways = [(0.0, 0.3, 0.0)]
     plain = evaluate_mujoco(config.env, ctrl, sideways, episodes=2)[0]
     held = evaluate_mujoco(
