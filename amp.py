@@ -249,7 +249,7 @@ def load_reference(config: AMPConfig, env: Any) -> Reference:
     """The configured clips: feature pairs for the discriminator, frames for episode starts."""
     # Local imports: the clip loader needs MuJoCo, which make_train on other envs never loads.
     import motion as motion_lib  # noqa: PLC0415
-    from env import resolve_path  # noqa: PLC0415
+    from robot import resolve_path  # noqa: PLC0415
 
     clips = motion_lib.load_motion(resolve_path(config.amp.motion), config.env)
     features = motion_lib.motion_features(env, clips)

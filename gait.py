@@ -29,7 +29,8 @@ import numpy as np
 
 import motion
 from config import ConfigError
-from env import EnvConfig, load_model
+from env import EnvConfig
+from robot import load_model
 
 GRAVITY = 9.81
 
@@ -89,7 +90,7 @@ ASSIST_SCALES = (1.0, 2.0, 4.0)  # tried in turn until a replay passes the check
 
 @dataclasses.dataclass(frozen=True)
 class Robot:
-    """The ids gait.py needs, from EnvConfig's names (what env._resolve_names finds, in short)."""
+    """The ids gait.py needs, from EnvConfig's names (what robot.resolve_names finds, in short)."""
 
     names: tuple[str, ...]  # configured joints
     qpos: np.ndarray  # their qpos addresses

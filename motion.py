@@ -34,7 +34,8 @@ import numpy as np
 from flax import struct
 
 from config import ConfigError
-from env import EnvConfig, load_model
+from env import EnvConfig
+from robot import load_model
 
 REQUIRED = ("fps", "joint_names", "root_pos", "root_quat", "joint_pos")
 QUAT_TOLERANCE = 1e-3  # | |q| - 1 | allowed in a file (float32 storage gives ~1e-7)

@@ -53,7 +53,8 @@ import export
 import ppo
 from config import ConfigError, override
 from deploy import Controller, HeadingHold, heading_hold_rate
-from env import EnvConfig, WildRobotEnv, load_model, sole_thickness
+from env import EnvConfig, WildRobotEnv
+from robot import load_model, sole_thickness
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
 AT_LIMIT = 0.99  # a servo is at its torque limit from this share of its forcerange

@@ -172,7 +172,7 @@ class Prepared(NamedTuple):
 def prepare(config: TrackConfig) -> Prepared:
     """The robot, the clips and their pose table, checked before a run directory exists."""
     import motion  # noqa: PLC0415 - needs MuJoCo, as env.py does
-    from env import resolve_path  # noqa: PLC0415
+    from robot import resolve_path  # noqa: PLC0415
 
     base = ppo.default_env(config.env)
     clips = motion.load_motion(resolve_path(config.track.clips), config.env)
@@ -210,14 +210,19 @@ def tracked_clip_name(speed: float, walked: float) -> tuple[float, str]:
     return label, f"walk_{label:.2f}_from_{speed:.2f}.npz"
 
 
-def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0) -> bool:
-    """Run the tracking policy at each clip speed (nominal physics, from the clip's first frame)
-    and write what the robot does after `settle` s as out/walk_<walked>_from_<clip>.npz, its
-    `speed` the speed it walked; False if one fell or failed gait.check_clip's TRACKED
-    tolerances (those of replayed clips, stance feet allowed 3 cm of slide)."""
-    import gait  # noqa: PLC0415
-    import motion  # noqa: PLC0415
-    from env import load_model, nominal_config, resolve_path  # noqa: PLC0415
+def is_tracker(policy_path: str) -> bool:
+    """Whether a policy or checkpoint file was written by track.py (its config has [track])."""
+    try:
+        saved = json.loads(runs.load_msgpack(policy_path)["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # not a policy file at all: ppo.load_policy_params says what is wrong
+    return isinstance(saved, dict) and "track" in saved
+
+
+def load_tracker(policy_path: str) -> tuple[TrackConfig, GaitTracking, PoseTable, Any]:
+    """(config, GaitTracking env at nominal physics, pose table, deterministic policy) of a
+    track.py policy file; ConfigError if it is not one."""
+    from env import nominal_config  # noqa: PLC0415
 
     _, actor_params, stats = ppo.load_policy_params(policy_path)  # checks the file
     saved = json.loads(runs.load_msgpack(policy_path)["config"])
@@ -225,11 +230,23 @@ def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0
         config = ppo.check_config(override(TrackConfig(env=ppo.default_env_config()), saved))
     except (ValueError, TypeError) as e:
         raise ConfigError(f"'{policy_path}' is not a track.py policy: {e}") from None
-    env_config = nominal_config(config.env)
-    config = dataclasses.replace(config, env=env_config)
+    config = dataclasses.replace(config, env=nominal_config(config.env))
     prepared = prepare(config)
-    tracking, table = prepared.env.env, prepared.table
     policy = ppo.make_policy(config, actor_params, stats)
+    return config, prepared.env.env, prepared.table, policy
+
+
+def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0) -> bool:
+    """Run the tracking policy at each clip speed (nominal physics, from the clip's first frame)
+    and write what the robot does after `settle` s as out/walk_<walked>_from_<clip>.npz, its
+    `speed` the speed it walked; False if one fell or failed gait.check_clip's TRACKED
+    tolerances (those of replayed clips, stance feet allowed 3 cm of slide)."""
+    import gait  # noqa: PLC0415
+    import motion  # noqa: PLC0415
+    from robot import load_model, resolve_path  # noqa: PLC0415
+
+    config, tracking, table, policy = load_tracker(policy_path)
+    env_config = config.env
     speeds = np.asarray(table.speeds)
     clips = motion.load_motion(resolve_path(config.track.clips), env_config)
     first = np.array([np.flatnonzero(clips.clip == n)[0] for n in range(len(clips.clip_names))])

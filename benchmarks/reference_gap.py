@@ -5,7 +5,11 @@ runs the deterministic policy at that forward command (nominal physics: no rando
 pushes, no sensor noise) and records the last 6 s of 8 s episodes. Then, per policy:
   * held-out accuracy of a fresh discriminator: amp.Discriminator trained after the fact (LSGAN,
     the AMP features of transitions (s, s'), fixed steps) to tell this policy's transitions from
-    the reference ones on 70% of each, scored on the other 30%. 50% = indistinguishable;
+    the reference ones on 70% of each, scored on the other 30%. 50% = indistinguishable. One
+    column per --penalty weight: without a gradient penalty the discriminator may carve any
+    boundary, and two different deterministic gaits at nominal physics are then told apart
+    almost always; with the penalty AMP trains with, it must stay smooth around the reference,
+    as the discriminator that shaped the policy did;
   * phase-averaged joint trajectories: mean joint angle in 20 bins of the env's gait clock, policy
     vs the clip of the same speed (which carries the same clock); RMS over bins, per joint;
   * foot slip (play.foot_slip, as in play.py's tables) and the share of time each servo spends at
@@ -16,12 +20,17 @@ pushes, no sensor noise) and records the last 6 s of 8 s episodes. Then, per pol
 
     python benchmarks/reference_gap.py policies/wildrobot_walk.msgpack runs/<amp run>/policy.msgpack
     python benchmarks/reference_gap.py runs/<amp run>/policy.msgpack --groups
+
+A track.py policy (the one that made data/tracked) runs in its own GaitTracking env, asked for the
+speed its clips were recorded from (walk_<walked>_from_<source>.npz): it calibrates the scale, as
+the policy that performs the reference itself, from another start.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 import jax
@@ -33,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import amp  # noqa: E402
 import motion  # noqa: E402
 import ppo  # noqa: E402
+import track  # noqa: E402
 from env import WildRobotEnv, nominal_config  # noqa: E402
 from play import foot_slip  # noqa: E402
 from wrappers import normalizer_init, normalizer_update  # noqa: E402
@@ -43,10 +53,16 @@ BINS = 20
 
 
 def rollouts(policy_path: str, speeds: list[float], episodes: int) -> dict[str, np.ndarray]:
-    """(speeds, episodes, steps, ...) qpos, qvel, phase, forces, slip, alive of one policy."""
-    config, actor, stats = ppo.load_policy_params(policy_path)
-    env = WildRobotEnv(nominal_config(config.env))
-    policy = jax.vmap(ppo.make_policy(config, actor, stats))
+    """(speeds, episodes, steps, ...) qpos, qvel, phase, forces, slip, alive of one policy, each
+    speed its forward command. A track.py policy runs in its GaitTracking env (its residuals on
+    the kinematic clips' poses), at the speeds given."""
+    if track.is_tracker(policy_path):
+        _, env, _, policy = track.load_tracker(policy_path)
+    else:
+        config, actor, stats = ppo.load_policy_params(policy_path)
+        env = WildRobotEnv(nominal_config(config.env))
+        policy = ppo.make_policy(config, actor, stats)
+    policy = jax.vmap(policy)
     steps = int(SECONDS / env.config.ctrl_dt)
     cmds = jnp.repeat(jnp.asarray(speeds, jnp.float32), episodes)
     cmds = jnp.stack([cmds, jnp.zeros_like(cmds), jnp.zeros_like(cmds)], axis=1)
@@ -84,13 +100,22 @@ def rollouts(policy_path: str, speeds: list[float], episodes: int) -> dict[str, 
     return out
 
 
+def source_speed(clip_path: str) -> float:
+    """The commanded speed a recorded clip came from (walk_<walked>_from_<source>.npz, as
+    track.tracked_clip_name names it), else the clip's own speed."""
+    match = re.search(r"_from_(-?[0-9.]+)\.npz$", os.path.basename(clip_path))
+    return float(match.group(1)) if match else float(np.load(clip_path)["speed"])
+
+
 def phase_profile(joints: np.ndarray, phase: np.ndarray) -> np.ndarray:
     """(BINS, joints) mean joint angle per bin of the gait clock."""
     bins = np.minimum((phase / (2 * np.pi) * BINS).astype(int), BINS - 1)
     return np.stack([joints[bins == b].mean(0) for b in range(BINS)])
 
 
-def fresh_discriminator_accuracy(policy_pairs: np.ndarray, reference_pairs: np.ndarray) -> float:
+def fresh_discriminator_accuracy(
+    policy_pairs: np.ndarray, reference_pairs: np.ndarray, penalty: float
+) -> float:
     """Held-out accuracy of a discriminator trained from scratch on 70% of each source."""
     rng = np.random.default_rng(0)
     policy_pairs, reference_pairs = rng.permutation(policy_pairs), rng.permutation(reference_pairs)
@@ -112,7 +137,7 @@ def fresh_discriminator_accuracy(policy_pairs: np.ndarray, reference_pairs: np.n
             k1, k2 = jax.random.split(key)
             pol = train_p[jax.random.randint(k1, (512,), 0, len(train_p))]
             ref = train_r[jax.random.randint(k2, (512,), 0, len(train_r))]
-            grads = jax.grad(lambda p: amp.disc_loss(p, disc, stats, ref, pol, 0.0)[0])(params)
+            grads = jax.grad(lambda p: amp.disc_loss(p, disc, stats, ref, pol, penalty)[0])(params)
             updates, opt_state = optimizer.update(grads, opt_state)
             return (optax.apply_updates(params, updates), opt_state), None
 
@@ -136,6 +161,14 @@ def main() -> None:
     parser.add_argument("policies", nargs="+", help="policy or checkpoint files")
     parser.add_argument("--data", default=os.path.join(ROOT, "data"), help="reference clips")
     parser.add_argument("--episodes", type=int, default=8, help="per speed")
+    parser.add_argument(
+        "--penalty",
+        type=float,
+        nargs="+",
+        default=[0.0, 20.0],
+        help="gradient-penalty weights of fresh discriminators, one column each (the default AMP "
+        "config trains with 20); --groups uses the first",
+    )
     parser.add_argument("--groups", action="store_true", help="accuracy per feature group")
     args = parser.parse_args()
 
@@ -143,8 +176,13 @@ def main() -> None:
     for path in args.policies:
         config = ppo.load_policy_params(path)[0]
         clips = motion.load_motion(args.data, config.env)
-        speeds = sorted({float(np.load(c)["speed"]) for c in clips.clip_names} - {0.0})
-        out = rollouts(path, speeds, args.episodes)
+        labels = [float(np.load(c)["speed"]) for c in clips.clip_names]
+        speeds = sorted(set(labels) - {0.0})
+        clip_of = [labels.index(v) for v in speeds]  # the first clip of each speed
+        commands = speeds
+        if track.is_tracker(path):  # the tracker is asked for the speed its clip was made from
+            commands = [source_speed(clips.clip_names[k]) for k in clip_of]
+        out = rollouts(path, commands, args.episodes)
         env = out["env"]
         featurize = motion.make_featurize(env)
         ref_features = motion.motion_features(env, clips, featurize)
@@ -161,21 +199,20 @@ def main() -> None:
         feats_all[alive] = features
         pairs = np.stack([feats_all[:, :, :-1], feats_all[:, :, 1:]], axis=-2)
         policy_pairs = pairs.reshape(-1, 2, features.shape[-1])[keep]
-        accuracy = fresh_discriminator_accuracy(policy_pairs, reference_pairs)
+        accuracy = [fresh_discriminator_accuracy(policy_pairs, reference_pairs, w)
+                    for w in args.penalty]  # fmt: skip
         groups = {}
         for name, cols in env.amp_feature_groups.items() if args.groups else ():
             spread = np.sqrt(policy_pairs[:, 0, cols].var(0).sum()
                              / reference_pairs[:, 0, cols].var(0).sum())  # fmt: skip
             groups[name] = (fresh_discriminator_accuracy(policy_pairs[..., cols],
-                                                         reference_pairs[..., cols]),
+                                                         reference_pairs[..., cols],
+                                                         args.penalty[0]),
                             float(spread))  # fmt: skip
 
         joints = env.ids.qpos
         rms = []
-        for i, v in enumerate(speeds):
-            clip = next(
-                k for k, c in enumerate(clips.clip_names) if float(np.load(c)["speed"]) == v
-            )
+        for i, clip in enumerate(clip_of):
             ref = phase_profile(clips.qpos[clips.clip == clip][:, joints],
                                 clips.phase[clips.clip == clip])  # fmt: skip
             a = alive[i]
@@ -194,13 +231,15 @@ def main() -> None:
         f"{SECONDS - SETTLE:g} s of {SECONDS:g} s, nominal physics; fresh discriminator: 3000 "
         "Adam steps, 70/30 split"
     )
-    print("| policy | held-out D accuracy | joint RMS vs reference, mean (rad) | foot slip m/s | "
+    d_columns = "".join(f"held-out D accuracy, penalty {w:g} | " for w in args.penalty)
+    print(f"| policy | {d_columns}joint RMS vs reference, mean (rad) | foot slip m/s | "
           "max share at torque limit | falls |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- |" + " ---: |" * (len(args.penalty) + 4))
     for path, accuracy, rms, slip, at_limit, falls, _ in rows:
         worst = names[int(at_limit.argmax())]
+        d_cells = "".join(f"{a:.1%} | " for a in accuracy)
         print(
-            f"| {label(path)} | {accuracy:.1%} | {rms.mean():.3f} | {slip:.3f} | "
+            f"| {label(path)} | {d_cells}{rms.mean():.3f} | {slip:.3f} | "
             f"{at_limit.max():.1%} ({worst}) | {falls:.1%} |"
         )
     print(
@@ -214,8 +253,9 @@ def main() -> None:
     if args.groups:
         names = list(rows[0][-1])
         print(
-            "\nPer feature group: held-out accuracy of a fresh discriminator on that group "
-            "alone / the policy's spread relative to the reference's:"
+            "\nPer feature group: held-out accuracy of a fresh discriminator (penalty "
+            f"{args.penalty[0]:g}) on that group alone / the policy's spread relative to the "
+            "reference's:"
         )
         print("| policy | " + " | ".join(names) + " |")
         print("| --- |" + " ---: |" * len(names))

@@ -70,7 +70,8 @@ from mujoco import mjx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config import ConfigError  # noqa: E402
-from env import WildRobotEnv, load_env_config, resolve_path  # noqa: E402
+from env import WildRobotEnv, load_env_config  # noqa: E402
+from robot import resolve_path  # noqa: E402
 
 # Each call runs to completion before the next is issued, so a call that hangs (see
 # evaluate_isolated) is the one waited on; dispatch overhead is small next to calls of several ms.

@@ -18,7 +18,8 @@ import pytest
 import gait
 import motion
 from config import ConfigError
-from env import EnvConfig, WildRobotEnv, load_model
+from env import EnvConfig, WildRobotEnv
+from robot import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data")

@@ -130,6 +130,9 @@ def test_cli_smoke_run_and_record(tmp_path):
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "reward/imitation" in out.stdout
+    assert track.is_tracker(str(run_dir / "policy.msgpack"))
+    assert not track.is_tracker(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))
+    assert not track.is_tracker(str(tmp_path / "missing.msgpack"))
     clips = tmp_path / "clips"
     cmd = [sys.executable, "track.py", "record", str(run_dir / "policy.msgpack"), "--out",
            str(clips), "--settle", "0.2", "--seconds", "1.0"]  # fmt: skip
