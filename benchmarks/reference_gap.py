@@ -114,10 +114,11 @@ def phase_profile(joints: np.ndarray, phase: np.ndarray) -> np.ndarray:
 
 
 def fresh_discriminator_accuracy(
-    policy_pairs: np.ndarray, reference_pairs: np.ndarray, penalty: float
+    policy_pairs: np.ndarray, reference_pairs: np.ndarray, penalty: float, seed: int = 0
 ) -> float:
-    """Held-out accuracy of a discriminator trained from scratch on 70% of each source."""
-    rng = np.random.default_rng(0)
+    """Held-out accuracy of a discriminator trained from scratch on 70% of each source; `seed`
+    draws the split, the initial weights and the batches."""
+    rng = np.random.default_rng(seed)
     policy_pairs, reference_pairs = rng.permutation(policy_pairs), rng.permutation(reference_pairs)
     cut_p, cut_r = int(0.7 * len(policy_pairs)), int(0.7 * len(reference_pairs))
     stats = normalizer_update(
@@ -126,7 +127,7 @@ def fresh_discriminator_accuracy(
             -1, policy_pairs.shape[-1])),
     )  # fmt: skip
     disc = amp.Discriminator((256, 256))
-    params = disc.init(jax.random.key(0), jnp.zeros(2 * policy_pairs.shape[-1]))
+    params = disc.init(jax.random.key(2 * seed), jnp.zeros(2 * policy_pairs.shape[-1]))
     optimizer = optax.adam(3e-4)
     train_p, train_r = jnp.asarray(policy_pairs[:cut_p]), jnp.asarray(reference_pairs[:cut_r])
 
@@ -143,9 +144,14 @@ def fresh_discriminator_accuracy(
 
         return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, 3000))
 
-    (params, _), _ = train(params, jax.random.key(1))
+    (params, _), _ = train(params, jax.random.key(2 * seed + 1))
     score = lambda pairs: disc.apply(params, amp.disc_input(stats, jnp.asarray(pairs)))  # noqa: E731
     return float(amp.accuracy(score(reference_pairs[cut_r:]), score(policy_pairs[cut_p:])))
+
+
+def value_range(values: list[float]) -> str:
+    """' (lo-hi)' of several accuracies, nothing for one."""
+    return f" ({min(values):.1%}-{max(values):.1%})" if len(values) > 1 else ""
 
 
 def label(path: str) -> str:
@@ -169,6 +175,9 @@ def main() -> None:
         help="gradient-penalty weights of fresh discriminators, one column each (the default AMP "
         "config trains with 20); --groups uses the first",
     )
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="fresh discriminators per column (split, weights and batches drawn "
+                        "anew): the mean, with the range when more than one")  # fmt: skip
     parser.add_argument("--groups", action="store_true", help="accuracy per feature group")
     args = parser.parse_args()
 
@@ -199,8 +208,8 @@ def main() -> None:
         feats_all[alive] = features
         pairs = np.stack([feats_all[:, :, :-1], feats_all[:, :, 1:]], axis=-2)
         policy_pairs = pairs.reshape(-1, 2, features.shape[-1])[keep]
-        accuracy = [fresh_discriminator_accuracy(policy_pairs, reference_pairs, w)
-                    for w in args.penalty]  # fmt: skip
+        accuracy = [[fresh_discriminator_accuracy(policy_pairs, reference_pairs, w, seed)
+                     for seed in range(args.repeats)] for w in args.penalty]  # fmt: skip
         groups = {}
         for name, cols in env.amp_feature_groups.items() if args.groups else ():
             spread = np.sqrt(policy_pairs[:, 0, cols].var(0).sum()
@@ -229,7 +238,7 @@ def main() -> None:
     print(
         f"# speeds {[round(v, 2) for v in speeds]} m/s x {args.episodes} episodes, last "
         f"{SECONDS - SETTLE:g} s of {SECONDS:g} s, nominal physics; fresh discriminator: 3000 "
-        "Adam steps, 70/30 split"
+        f"Adam steps, 70/30 split, {args.repeats} per column"
     )
     d_columns = "".join(f"held-out D accuracy, penalty {w:g} | " for w in args.penalty)
     print(f"| policy | {d_columns}joint RMS vs reference, mean (rad) | foot slip m/s | "
@@ -237,7 +246,7 @@ def main() -> None:
     print("| --- |" + " ---: |" * (len(args.penalty) + 4))
     for path, accuracy, rms, slip, at_limit, falls, _ in rows:
         worst = names[int(at_limit.argmax())]
-        d_cells = "".join(f"{a:.1%} | " for a in accuracy)
+        d_cells = "".join(f"{np.mean(a):.1%}{value_range(a)} | " for a in accuracy)
         print(
             f"| {label(path)} | {d_cells}{rms.mean():.3f} | {slip:.3f} | "
             f"{at_limit.max():.1%} ({worst}) | {falls:.1%} |"
