@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from typing import Any, NamedTuple
 
@@ -208,6 +209,13 @@ def tracked_clip_name(speed: float, walked: float) -> tuple[float, str]:
     `speed` that walked `walked` m/s: the walked speed first, then the source clip's."""
     label = round(float(walked), 2) + 0.0  # + 0.0: no -0.0
     return label, f"walk_{label:.2f}_from_{speed:.2f}.npz"
+
+
+def tracked_clip_source(path: str) -> float | None:
+    """The speed (m/s) a clip named by tracked_clip_name was recorded from; None for any other
+    name."""
+    match = re.fullmatch(r"walk_-?[0-9.]+_from_(-?[0-9.]+)\.npz", os.path.basename(path))
+    return float(match.group(1)) if match else None
 
 
 def is_tracker(policy_path: str) -> bool:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 
 import jax
@@ -52,11 +51,13 @@ SECONDS, SETTLE = 8.0, 2.0
 BINS = 20
 
 
-def rollouts(policy_path: str, speeds: list[float], episodes: int) -> dict[str, np.ndarray]:
+def rollouts(
+    policy_path: str, speeds: list[float], episodes: int, tracker: bool
+) -> dict[str, np.ndarray]:
     """(speeds, episodes, steps, ...) qpos, qvel, phase, forces, slip, alive of one policy, each
     speed its forward command. A track.py policy runs in its GaitTracking env (its residuals on
     the kinematic clips' poses), at the speeds given."""
-    if track.is_tracker(policy_path):
+    if tracker:
         _, env, _, policy = track.load_tracker(policy_path)
     else:
         config, actor, stats = ppo.load_policy_params(policy_path)
@@ -98,13 +99,6 @@ def rollouts(policy_path: str, speeds: list[float], episodes: int) -> dict[str, 
     out["limit"] = np.asarray(env.mj_model.actuator_forcerange[env.ids.actuators, 1])
     out["env"] = env
     return out
-
-
-def source_speed(clip_path: str) -> float:
-    """The commanded speed a recorded clip came from (walk_<walked>_from_<source>.npz, as
-    track.tracked_clip_name names it), else the clip's own speed."""
-    match = re.search(r"_from_(-?[0-9.]+)\.npz$", os.path.basename(clip_path))
-    return float(match.group(1)) if match else float(np.load(clip_path)["speed"])
 
 
 def phase_profile(joints: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -189,9 +183,11 @@ def main() -> None:
         speeds = sorted(set(labels) - {0.0})
         clip_of = [labels.index(v) for v in speeds]  # the first clip of each speed
         commands = speeds
-        if track.is_tracker(path):  # the tracker is asked for the speed its clip was made from
-            commands = [source_speed(clips.clip_names[k]) for k in clip_of]
-        out = rollouts(path, commands, args.episodes)
+        tracker = track.is_tracker(path)
+        if tracker:  # asked for the speed its clip was recorded from
+            sources = [track.tracked_clip_source(clips.clip_names[k]) for k in clip_of]
+            commands = [v if s is None else s for v, s in zip(speeds, sources, strict=True)]
+        out = rollouts(path, commands, args.episodes, tracker)
         env = out["env"]
         featurize = motion.make_featurize(env)
         ref_features = motion.motion_features(env, clips, featurize)

@@ -119,6 +119,11 @@ def test_tracking_wrapper_feeds_the_clip_pose_forward_and_pays_for_matching_it()
 def test_a_tracked_clip_is_labelled_with_the_speed_it_walked():
     assert track.tracked_clip_name(0.4, 0.2881) == (0.29, "walk_0.29_from_0.40.npz")
     assert track.tracked_clip_name(0.0, -0.003) == (0.0, "walk_0.00_from_0.00.npz")  # no -0.00
+    # and back: the speed a clip was recorded from, from its name (reference_gap.py asks the
+    # recording policy for it)
+    assert track.tracked_clip_source("data/tracked/walk_0.29_from_0.40.npz") == 0.4
+    assert track.tracked_clip_source(track.tracked_clip_name(0.3, 0.31)[1]) == 0.3
+    assert track.tracked_clip_source("data/kinematic/walk_0.40.npz") is None
 
 
 def test_cli_smoke_run_and_record(tmp_path):
