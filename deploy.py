@@ -111,7 +111,7 @@ class Controller:
     """The control loop around a NumpyPolicy: observation, gait clock, action filter, targets.
 
     It adds no latency of its own: the robot's servo bus has it (about one control step), and a
-    simulator standing in for the robot adds it (play.MujocoRobot).
+    simulator standing in for the robot adds it (sim2sim.MujocoRobot).
     """
 
     def __init__(self, policy: NumpyPolicy, meta: dict):

@@ -12,7 +12,7 @@ pushes, no sensor noise) and records the last 6 s of 8 s episodes. Then, per pol
     as the discriminator that shaped the policy did;
   * phase-averaged joint trajectories: mean joint angle in 20 bins of the env's gait clock, policy
     vs the clip of the same speed (which carries the same clock); RMS over bins, per joint;
-  * foot slip (play.foot_slip, as in play.py's tables) and the share of time each servo spends at
+  * foot slip (sim2sim.foot_slip, as in play.py's tables) and the share of time each servo spends at
     its torque limit (|force| >= 99% of forcerange);
   * with --groups, what gives the policy away: a fresh discriminator's held-out accuracy on each
     group of features alone (env.amp_feature_groups) and the policy's spread in that group
@@ -43,7 +43,7 @@ import motion  # noqa: E402
 import ppo  # noqa: E402
 import track  # noqa: E402
 from env import WildRobotEnv, nominal_config  # noqa: E402
-from play import foot_slip  # noqa: E402
+from sim2sim import foot_slip  # noqa: E402
 from wrappers import normalizer_init, normalizer_update  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -31,7 +31,8 @@ import export  # noqa: E402
 from config import ConfigError, override  # noqa: E402
 from deploy import Controller  # noqa: E402
 from env import EnvConfig  # noqa: E402
-from play import GRID, Hold, MujocoRobot, evaluate_mujoco, heading_joints  # noqa: E402
+from play import GRID, evaluate_mujoco  # noqa: E402
+from sim2sim import Hold, MujocoRobot, heading_joints  # noqa: E402
 
 
 class MiscalibratedRobot(MujocoRobot):

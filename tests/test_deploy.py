@@ -18,18 +18,8 @@ import ppo
 from config import override
 from deploy import Controller, gravity_in_sensor_frame
 from env import EnvConfig, WildRobotEnv
-from play import (
-    GRID,
-    SETTLE_STEPS,
-    Hold,
-    MujocoRobot,
-    Servos,
-    evaluate_mujoco,
-    foot_slip,
-    heading_joints,
-    run_mujoco_episode,
-    summarize,
-)
+from play import GRID, SETTLE_STEPS, Servos, evaluate_mujoco, summarize
+from sim2sim import Hold, MujocoRobot, foot_slip, heading_joints, run_mujoco_episode
 from wrappers import normalizer_init, normalizer_scale, normalizer_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -257,7 +247,7 @@ def test_activation_tables_agree():
 
 
 def test_foot_slip_one_definition_for_any_soles_per_foot():
-    """play.foot_slip, used by both tables: mean horizontal speed of the feet with a sole in
+    """sim2sim.foot_slip, used by both tables: mean horizontal speed of the feet with a sole in
     contact, from NumPy or JAX, two soles per foot (WildRobot) or one (a box per foot)."""
     feet_vel = np.array([[0.3, 0.4, 9.0, 1.0, 0.0, -5.0]])  # left 0.5 m/s, right 1 m/s; z ignored
     two_soles = np.array([[True, False, False, False]])  # left heel only
@@ -339,7 +329,7 @@ def test_mujoco_pushes_kick_the_root_at_their_interval():
 
 def test_plain_mujoco_floor_friction_follows_a_fixed_config_range():
     """`--friction`: a zero-width floor_friction range sets every colliding geom; else, the XML."""
-    from play import mujoco_model  # noqa: PLC0415
+    from sim2sim import mujoco_model  # noqa: PLC0415
 
     own = mujoco_model(EnvConfig())
     slippery = mujoco_model(override(EnvConfig(), {"randomization.floor_friction": (0.4, 0.4)}))
@@ -370,8 +360,8 @@ def test_heading_hold_rate_on_hand_values():
 
 
 def test_heading_hold_reads_the_legs_heading_from_the_imu_and_the_waist():
-    """HeadingHold's heading is the IMU's yaw (as play.heading reads it) minus the waist angle;
-    play.heading_joints finds WildRobot's waist_yaw, and a robot without one has none."""
+    """HeadingHold's heading is the IMU's yaw (as sim2sim.heading reads it) minus the waist angle;
+    sim2sim.heading_joints finds WildRobot's waist_yaw, and a robot without one has none."""
     robot = MujocoRobot(NOISELESS, noise=False)
     robot.reset()
     waist = list(NOISELESS.actuators).index("waist_yaw")
