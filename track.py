@@ -48,6 +48,10 @@ class TrackSettings:
     pose_sigma: float = bounded(0.25, gt=0)  # rad^2: exp(-sum of squared joint errors / sigma)
     feedforward: bool = True  # servo targets = clip pose + action; False: the env's own mapping
     reference_init: float = bounded(0.5, ge=0, le=1)  # share of episodes starting on a clip
+    # Heading: the root's yaw, which the clips and the home pose hold at 0 (prepare checks the
+    # clips). Without hip yaw joints the swing leg turns the body; this term pays for holding it.
+    heading_weight: float = bounded(0.0, ge=0)  # reward per second at yaw 0
+    heading_sigma: float = bounded(0.1, gt=0)  # rad^2: exp(-yaw^2 / sigma)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +133,8 @@ class GaitTracking:
     With `feedforward`, the action the env gets is the policy's plus the one that puts the
     servos on the reference pose of the phase the step ends at, so a zero action tracks the clip.
     The reward adds pose_weight * exp(-|q - q_ref|^2 / pose_sigma) per second (in
-    `rewards["imitation"]`); everything else is the wrapped env's.
+    `rewards["imitation"]`) and heading_weight * exp(-yaw^2 / heading_sigma) for the root's yaw
+    (in `rewards["heading"]`); everything else is the wrapped env's.
     """
 
     def __init__(self, env: Any, table: PoseTable, settings: TrackSettings):
@@ -144,15 +149,16 @@ class GaitTracking:
         phase = state.info.phase + ahead * self.phase_step
         return self.table(state.info.command[0], phase)
 
-    def _with_reward(self, state: Any, reward: jax.Array) -> Any:
-        return state.replace(reward=state.reward + reward,
-                             rewards=state.rewards | {"imitation": reward})  # fmt: skip
+    def _with_reward(self, state: Any, imitation: jax.Array, heading: jax.Array) -> Any:
+        terms = {"imitation": imitation, "heading": heading}
+        return state.replace(reward=state.reward + imitation + heading,
+                             rewards=state.rewards | terms)  # fmt: skip
 
     def reset(self, key: jax.Array) -> Any:
-        return self._with_reward(self.env.reset(key), jnp.zeros(()))
+        return self._with_reward(self.env.reset(key), jnp.zeros(()), jnp.zeros(()))
 
     def reset_to(self, key: jax.Array, data: Any, phase: jax.Array | None = None) -> Any:
-        return self._with_reward(self.env.reset_to(key, data, phase), jnp.zeros(()))
+        return self._with_reward(self.env.reset_to(key, data, phase), jnp.zeros(()), jnp.zeros(()))
 
     def step(self, state: Any, action: jax.Array) -> Any:
         c, s = self.env.config, self.settings
@@ -161,8 +167,17 @@ class GaitTracking:
             action = action + ahead
         state = self.env.step(state, action)
         error = jnp.sum((state.data.qpos[self.env.ids.qpos] - self.reference(state)) ** 2)
-        reward = s.pose_weight * jnp.exp(-error / s.pose_sigma) * c.ctrl_dt * ~state.terminated
-        return self._with_reward(state, reward)
+        alive = c.ctrl_dt * ~state.terminated
+        imitation = s.pose_weight * jnp.exp(-error / s.pose_sigma) * alive
+        yaw = root_yaw(state.data.qpos[3:7])
+        heading = s.heading_weight * jnp.exp(-(yaw**2) / s.heading_sigma) * alive
+        return self._with_reward(state, imitation, heading)
+
+
+def root_yaw(quat: Any) -> Any:
+    """Yaw (rad, in (-pi, pi]) of (w, x, y, z) quaternions (last axis), ZYX Euler angles."""
+    w, x, y, z = quat[..., 0], quat[..., 1], quat[..., 2], quat[..., 3]
+    return jnp.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 class Prepared(NamedTuple):
@@ -177,6 +192,10 @@ def prepare(config: TrackConfig) -> Prepared:
 
     base = ppo.default_env(config.env)
     clips = motion.load_motion(resolve_path(config.track.clips), config.env)
+    turned = float(np.max(np.abs(root_yaw(clips.qpos[:, 3:7]))))
+    if config.track.heading_weight > 0 and turned > 0.05:
+        raise ConfigError(f"track.heading_weight pays for yaw 0, but the clips in "
+                          f"'{config.track.clips}' turn up to {turned:.2f} rad")  # fmt: skip
     table = pose_table(clips, clip_speeds(clips.clip_names), np.asarray(base.ids.qpos),
                        config.track.phase_bins)  # fmt: skip
     tracking = GaitTracking(base, table, config.track)
@@ -292,8 +311,11 @@ def record(policy_path: str, out: str, settle: float = 2.0, seconds: float = 4.0
         # is the speed its motion belongs to (reference_gap.py compares policies at it).
         walked = (q[-1, 0] - q[0, 0]) / seconds
         rms = np.sqrt(np.mean((q[:, joints] - ref[steps_settle:, i]) ** 2))
+        yaw = np.unwrap(np.asarray(root_yaw(q[:, 3:7])))
+        verdict = "; ".join(problems) if problems else "passes the checks"
         print(f"{speed:.2f} m/s clip: walked {walked:.3f} m/s, joint RMS vs the clip {rms:.3f} "
-              f"rad, {'; '.join(problems) if problems else 'passes the checks'}")  # fmt: skip
+              f"rad, turned {np.degrees(yaw[-1] - yaw[0]):.0f} deg (yaw range "
+              f"{np.ptp(yaw):.2f} rad), {verdict}")  # fmt: skip
         if problems:
             ok = False
             continue

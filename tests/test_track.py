@@ -86,26 +86,33 @@ class _State:
 
 
 class _ServoEnv:
-    """A stand-in for WildRobotEnv: the joint goes exactly where the action sends it."""
+    """A stand-in for WildRobotEnv: a free root (qpos 0-6) that stays put, and one joint (qpos 7)
+    that goes exactly where the action sends it."""
 
     config = SimpleNamespace(gait_frequency=1.5, ctrl_dt=0.02, action_scale=0.5)
     home_joints = jnp.array([0.2])
-    ids = SimpleNamespace(qpos=jnp.array([0]))
+    ids = SimpleNamespace(qpos=jnp.array([7]))
 
     def step(self, state: _State, action):
         q = self.home_joints + self.config.action_scale * action
         phase = state.phase + 2 * np.pi * 1.5 * 0.02
-        return state.replace(qpos=q, phase=phase, reward=jnp.ones(()), rewards={"task": 1.0})
+        return state.replace(qpos=state.qpos.at[7:].set(q), phase=phase, reward=jnp.ones(()),
+                             rewards={"task": 1.0})  # fmt: skip
+
+
+def _qpos(joint: float, yaw: float = 0.0) -> jnp.ndarray:
+    """Root at the origin turned `yaw` about z, then the joint."""
+    return jnp.array([0, 0, 0.3, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2), joint])
 
 
 def test_tracking_wrapper_feeds_the_clip_pose_forward_and_pays_for_matching_it():
     settings = track.TrackSettings(pose_weight=2.0, pose_sigma=0.25)
     env = track.GaitTracking(_ServoEnv(), _table(), settings)
     step_phase = 2 * np.pi * 1.5 * 0.02
-    state = _State(jnp.array([0.2]), jnp.array(np.pi / 4 - step_phase), jnp.array([0.0, 0, 0]),
+    state = _State(_qpos(0.2), jnp.array(np.pi / 4 - step_phase), jnp.array([0.0, 0, 0]),
                    jnp.zeros(()), {}, jnp.zeros((), bool))  # fmt: skip
     after = env.step(state, jnp.zeros(1))  # a zero action lands on the clip's next pose
-    np.testing.assert_allclose(after.qpos, [0.0], atol=1e-5)  # table at bin 0's centre
+    np.testing.assert_allclose(after.qpos[7:], [0.0], atol=1e-5)  # table at bin 0's centre
     assert float(after.rewards["imitation"]) == pytest.approx(2.0 * 0.02)
     assert float(after.reward) == pytest.approx(1.0 + 2.0 * 0.02)
     off = env.step(state, jnp.array([1.0]))  # 0.5 rad off the clip
@@ -113,7 +120,35 @@ def test_tracking_wrapper_feeds_the_clip_pose_forward_and_pays_for_matching_it()
     fell = env.step(state.replace(terminated=jnp.ones((), bool)), jnp.zeros(1))
     assert float(fell.rewards["imitation"]) == 0.0  # a fall earns no pose reward
     plain = track.GaitTracking(_ServoEnv(), _table(), track.TrackSettings(feedforward=False))
-    np.testing.assert_allclose(plain.step(state, jnp.zeros(1)).qpos, [0.2])  # the env's own
+    np.testing.assert_allclose(plain.step(state, jnp.zeros(1)).qpos[7:], [0.2])  # the env's own
+    assert float(after.rewards["heading"]) == 0.0  # heading_weight defaults to 0
+
+
+def test_tracking_wrapper_pays_for_holding_the_heading():
+    settings = track.TrackSettings(pose_weight=0.0, heading_weight=1.5, heading_sigma=0.1)
+    env = track.GaitTracking(_ServoEnv(), _table(), settings)
+    for yaw in (0.0, 0.3, -0.3, 3.0):
+        state = _State(_qpos(0.2, yaw), jnp.zeros(()), jnp.array([0.0, 0, 0]), jnp.zeros(()), {},
+                       jnp.zeros((), bool))  # fmt: skip
+        after = env.step(state, jnp.zeros(1))
+        expected = 1.5 * 0.02 * np.exp(-(yaw**2) / 0.1)
+        assert float(after.rewards["heading"]) == pytest.approx(expected, rel=1e-4, abs=1e-9)
+        assert float(after.reward) == pytest.approx(1.0 + expected, rel=1e-4)
+        fell = env.step(state.replace(terminated=jnp.ones((), bool)), jnp.zeros(1))
+        assert float(fell.rewards["heading"]) == 0.0
+    quats = np.array([[np.cos(a / 2), 0, 0, np.sin(a / 2)] for a in (0.5, -2.0, 3.1)])
+    np.testing.assert_allclose(track.root_yaw(quats), [0.5, -2.0, 3.1], atol=1e-6)
+    tilted = np.array([np.cos(0.2), np.sin(0.2), 0, 0])  # rolled 0.4 rad, not turned
+    assert float(track.root_yaw(tilted)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_heading_term_refuses_clips_that_turn():
+    """The tracked clips turn; a term paying for yaw 0 would fight them, so prepare says so."""
+    config = track.load_config(
+        track.DEFAULT_CONFIG, ["track.clips=data/tracked", "track.heading_weight=1"]
+    )
+    with pytest.raises(ConfigError, match="heading_weight.*turn up to"):
+        track.prepare(config)
 
 
 def test_a_tracked_clip_is_labelled_with_the_speed_it_walked():
@@ -134,7 +169,7 @@ def test_cli_smoke_run_and_record(tmp_path):
            str(run_dir)]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "reward/imitation" in out.stdout
+    assert "reward/imitation" in out.stdout and "reward/heading" in out.stdout
     assert track.is_tracker(str(run_dir / "policy.msgpack"))
     assert not track.is_tracker(os.path.join(ROOT, "policies", "wildrobot_walk.msgpack"))
     assert not track.is_tracker(str(tmp_path / "missing.msgpack"))
