@@ -145,6 +145,7 @@ class EnvConfig:
     lin_vel_y: tuple[float, float] = span((0.0, 0.0))
     ang_vel_yaw: tuple[float, float] = span((0.0, 0.0))
     zero_command_prob: float = bounded(0.1, ge=0, le=1)  # fraction of "stand still" commands
+    turn_in_place_prob: float = bounded(0.0, ge=0, le=1)  # of the others: yaw only, no walking
     command_resample_seconds: float = bounded(5.0, gt=0)
     gait_frequency: float = bounded(1.5, ge=0)  # Hz of the phase clock
     tracking_sigma: float = bounded(0.1, gt=0)  # m^2/s^2, of the forward and lateral velocity
@@ -562,6 +563,9 @@ class WildRobotEnv:
         command = jnp.stack(
             [_uniform(k_x, c.lin_vel_x), _uniform(k_y, c.lin_vel_y), _uniform(k_yaw, c.ang_vel_yaw)]
         )
+        # fold_in, not a fifth split: configs without turning in place keep their random streams
+        turn = jax.random.uniform(jax.random.fold_in(k_zero, 1)) < c.turn_in_place_prob
+        command = jnp.where(turn, command * jnp.array([0.0, 0.0, 1.0]), command)
         return jnp.where(jax.random.uniform(k_zero) < c.zero_command_prob, 0.0, command)
 
     def sample_push(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -195,6 +195,26 @@ def test_randomization_stays_in_range_and_zero_range_is_nominal(robot):
     assert env0.config.zero_command_prob == 0.0
 
 
+def test_turn_in_place_share_of_commands():
+    """turn_in_place_prob zeroes the walking part of that share of the non-zero commands, and
+    leaves every other command as the random stream would have drawn it without the setting."""
+    base = dict(lin_vel_x=(0.1, 0.5), lin_vel_y=(-0.3, 0.3), ang_vel_yaw=(-1.0, 1.0),
+                zero_command_prob=0.1)  # fmt: skip
+    keys = jax.random.split(jax.random.key(3), 4000)
+    draw = {}
+    for prob in (0.0, 0.3):
+        env = WildRobotEnv(override(EnvConfig(), base | {"turn_in_place_prob": prob}))
+        draw[prob] = np.asarray(jax.jit(jax.vmap(env.sample_command))(keys))
+    plain, turning = draw[0.0], draw[0.3]
+    standing = ~plain.any(axis=1)
+    assert 0.08 < standing.mean() < 0.12  # zero_command_prob
+    in_place = (turning[:, :2] == 0).all(axis=1) & ~standing
+    assert 0.3 * 0.9 - 0.03 < in_place.mean() < 0.3 * 0.9 + 0.03
+    np.testing.assert_array_equal(turning[in_place, 2], plain[in_place, 2])  # same yaw rate
+    np.testing.assert_array_equal(turning[~in_place], plain[~in_place])
+    assert not (plain[~standing, :2] == 0).all(axis=1).any()  # prob 0: every command walks
+
+
 def test_amp_features_same_online_and_offline(robot):
     env, _, _, _, _, _, traj = robot
     qpos, qvel = traj.env.data.qpos[100], traj.env.data.qvel[100]
