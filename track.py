@@ -175,7 +175,9 @@ class GaitTracking:
 
 
 def root_yaw(quat: Any) -> Any:
-    """Yaw (rad, in (-pi, pi]) of (w, x, y, z) quaternions (last axis), ZYX Euler angles."""
+    """Yaw (rad, in (-pi, pi]) of (w, x, y, z) quaternions (last axis), ZYX Euler angles.
+
+    deploy.yaw_of is the robot side's NumPy twin; this one also runs inside jit."""
     w, x, y, z = quat[..., 0], quat[..., 1], quat[..., 2], quat[..., 3]
     return jnp.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
@@ -192,8 +194,10 @@ def prepare(config: TrackConfig) -> Prepared:
 
     base = ppo.default_env(config.env)
     clips = motion.load_motion(resolve_path(config.track.clips), config.env)
-    turned = float(np.max(np.abs(root_yaw(clips.qpos[:, 3:7]))))
-    if config.track.heading_weight > 0 and turned > 0.05:
+    turned = (
+        float(np.max(np.abs(root_yaw(clips.qpos[:, 3:7])))) if config.track.heading_weight else 0
+    )
+    if turned > 0.05:
         raise ConfigError(f"track.heading_weight pays for yaw 0, but the clips in "
                           f"'{config.track.clips}' turn up to {turned:.2f} rad")  # fmt: skip
     table = pose_table(clips, clip_speeds(clips.clip_names), np.asarray(base.ids.qpos),
