@@ -308,7 +308,6 @@ def use_compile_cache(path: str) -> None:
 
 def main(learner: Learner, argv: list[str] | None = None) -> None:
     """The command line of a learner script: parse, check, then train in a run directory."""
-    parallel.size_cpu_thread_pool()  # before JAX starts its backend
     parser = argparse.ArgumentParser(
         prog=learner.script,
         description=learner.description,
@@ -319,6 +318,13 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", help="a new or empty directory instead of runs/<name>-<time>")
     parser.add_argument("--num-seeds", type=int, help="same as num_seeds=N")
     parser.add_argument("--profile", action="store_true", help="trace one chunk to RUN_DIR/profile")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="N",
+        help="CPU devices to split the envs over (default: one per core, as many as divide "
+        "num_envs, at most 8; ignored on a GPU)",
+    )
     parser.add_argument(
         "--compile-cache",
         metavar="DIR",
@@ -337,15 +343,21 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
     hosts.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1; 0 writes the run")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_intermixed_args(argv)  # overrides before, between or after the flags
-    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
-        parallel.initialize(args.coordinator, args.num_processes, args.process_id)
-    use_compile_cache(args.compile_cache)
+    distributed = bool(
+        args.distributed or args.coordinator or args.num_processes or args.process_id is not None
+    )
     overrides = args.overrides + (
         [f"num_seeds={args.num_seeds}"] if args.num_seeds is not None else []
     )
     try:
         path = os.path.join(args.resume, "config.json") if args.resume else args.config
-        config = learner.load_config(path, overrides)
+        config = learner.load_config(path, overrides)  # touches no device
+        # Before anything starts a JAX backend: the device count and joining other processes.
+        count = parallel.cpu_device_count(config.num_envs, args.cpu_devices, distributed)
+        parallel.use_cpu_devices(count)
+        if distributed:
+            parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+        use_compile_cache(args.compile_cache)
         env = learner.prepare(config)  # loads the model and resolves names: errors come first
         run_dir = args.resume or args.run_dir
         if not run_dir:  # a new directory, "-2" etc. added if another run took the name

@@ -34,7 +34,9 @@ sys.path.insert(0, ROOT)
 import probe_envs  # noqa: E402
 
 import driver  # noqa: E402
+import parallel  # noqa: E402
 import ppo  # noqa: E402
+from config import ConfigError  # noqa: E402
 
 WORKER = os.path.join(ROOT, "tests", "parallel_run.py")
 RTOL, ATOL = 1e-3, 1e-4
@@ -75,7 +77,8 @@ def runs(tmp_path_factory) -> str:
     assert "devices 2 processes 2" in outs[0]
     # One device: the reference, a run to resume on two devices, and the two processes' run.
     finish(worker(cache, f"{d('one')}:full", f"{d('one_stop')}:stop", f"{d('procs2_stop')}:resume"))
-    finish(worker(cache, "--devices", "2", f"{d('two')}:full", f"{d('one_stop')}:resume"))
+    two = [f"{d('two')}:full", f"{d('one_stop')}:resume", f"{d('two_stop')}:stop"]
+    finish(worker(cache, "--devices", "2", *two, f"{d('two_stop')}:resume"))
     return str(base)
 
 
@@ -92,12 +95,12 @@ def assert_trains_like_one_device(runs: str, name: str) -> None:
         np.testing.assert_allclose(have[k], want[k], rtol=RTOL, atol=ATOL, err_msg=k)
 
 
-@pytest.mark.slow  # about 40 s for the three: JAX starts 5 times
+@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
 def test_two_devices_train_like_one(runs):
     assert_trains_like_one_device(runs, "two")
 
 
-@pytest.mark.slow  # about 40 s for the three: JAX starts 5 times
+@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
 def test_two_processes_train_like_one_and_only_process_0_writes(runs):
     assert_trains_like_one_device(runs, "procs2")
     with open(os.path.join(runs, "procs2", "metrics.jsonl")) as f:
@@ -107,10 +110,19 @@ def test_two_processes_train_like_one_and_only_process_0_writes(runs):
     ]
 
 
-@pytest.mark.slow  # about 40 s for the three: JAX starts 5 times
+@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
 def test_a_checkpoint_resumes_on_another_device_count(runs):
     assert_trains_like_one_device(runs, "one_stop")  # saved on 1 device, resumed on 2
     assert_trains_like_one_device(runs, "procs2_stop")  # saved by 2 processes, resumed by 1
+
+
+@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
+def test_a_two_device_run_resumes_bitwise(runs):
+    """Two devices are the CPU default on 2 cores: an interrupted run must go on exactly."""
+    want, have = final_state(os.path.join(runs, "two")), final_state(os.path.join(runs, "two_stop"))
+    assert want.keys() == have.keys()
+    for k in want:
+        np.testing.assert_array_equal(have[k], want[k], err_msg=k)
 
 
 def test_a_chunk_keeps_its_data_on_the_devices():
@@ -127,6 +139,47 @@ def test_a_chunk_keeps_its_data_on_the_devices():
         with pytest.raises(Exception, match="[Dd]isallowed"):  # the guard does catch a transfer
             chunk(jax.tree.map(np.asarray, state))
     assert jnp.isfinite(state.params.actor["params"]["mean"]["kernel"]).all()
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """Set the cores this process may use, with no device count preset by flags or config."""
+    monkeypatch.setattr(parallel, "preset_device_count", lambda: None)
+
+    def set_cores(n: int) -> None:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(n)), raising=False)
+
+    return set_cores
+
+
+def test_a_cpu_run_takes_one_device_per_core_that_divides_the_envs(cores):
+    cores(2)
+    assert parallel.cpu_device_count(512) == 2
+    assert parallel.cpu_device_count(7) == 1  # no split of 7 envs over 2 devices
+    cores(6)
+    assert parallel.cpu_device_count(512) == 4  # the most that divide 512
+    cores(64)
+    assert parallel.cpu_device_count(4096) == parallel.MAX_CPU_DEVICES
+    cores(1)
+    assert parallel.cpu_device_count(512) == 1
+
+
+def test_a_cpu_device_count_asked_for_or_preset_wins(cores, monkeypatch):
+    cores(2)
+    assert parallel.cpu_device_count(512, requested=1) == 1
+    assert parallel.cpu_device_count(512, distributed=True) == 1  # the host may hold others
+    assert parallel.cpu_device_count(512, requested=2, distributed=True) == 2
+    with pytest.raises(ConfigError, match="--cpu-devices 3 must .* divide num_envs 512"):
+        parallel.cpu_device_count(512, requested=3)
+    monkeypatch.setattr(parallel, "preset_device_count", lambda: 3)
+    assert parallel.cpu_device_count(12) == 3
+
+
+def test_flags_preset_the_cpu_device_count(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1 --xla_force_host_platform_device_count=3")
+    assert parallel.flag_device_count() == 3
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert parallel.flag_device_count() is None
 
 
 # jaxlib's batched LAPACK calls (QR in orthogonal initialization, the physics' Cholesky) split
@@ -156,7 +209,7 @@ DEVICES_PROGRAM = """
 import sys
 sys.path.insert(0, {root!r})
 import parallel
-parallel.size_cpu_thread_pool()  # what driver.main does first
+parallel.use_cpu_devices(parallel.cpu_device_count(8))  # what driver.main does first
 import jax, jax.numpy as jnp
 mesh = parallel.make_mesh()
 x = jax.random.normal(jax.random.PRNGKey(0), (8, 128, 128))
