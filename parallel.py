@@ -76,7 +76,7 @@ def use_cpu_devices(count: int) -> None:
     size_cpu_thread_pool(count)
 
 
-def size_cpu_thread_pool(devices: int | None = None) -> None:
+def size_cpu_thread_pool(devices: int) -> None:
     """Give XLA's CPU thread pool a spare thread per CPU device; call before JAX starts a backend.
 
     jaxlib's batched LAPACK calls (the physics' Cholesky factorization, QR in orthogonal
@@ -84,10 +84,8 @@ def size_cpu_thread_pool(devices: int | None = None) -> None:
     When as many such calls run at once as the pool has threads (2 on a 2-core machine: one per
     device of 2 CPU devices), every thread waits and none works: the program hangs. XLA sizes the
     pool from $NPROC when set (else from the core count); this sets it to cores + CPU devices,
-    unless already set. `devices` None reads `--xla_force_host_platform_device_count` in
-    $XLA_FLAGS. One CPU device needs nothing.
+    unless already set. One CPU device needs nothing.
     """
-    devices = devices or flag_device_count() or 1
     if devices > 1 and "NPROC" not in os.environ:
         os.environ["NPROC"] = str((os.cpu_count() or 1) + devices)
 

@@ -1,7 +1,7 @@
 """Training throughput over devices and seeds at equal total envs, the raw env rate beside it.
 
 Each layout runs in a process of its own (the CPU device count is fixed when JAX starts):
-1 and 2 devices (`--xla_force_host_platform_device_count`, one per core here) with one seed of
+1 and 2 devices (`jax_num_cpu_devices`, one per core here) with one seed of
 all the envs, then 1, 2 and 4 seeds sharing them, on one device. Train steps/s counts every
 seed's env steps; raw env steps/s is random actions through the same VecEnv, same layout and envs.
 
@@ -26,13 +26,13 @@ LAYOUTS = ["1x1", "2x1", "1x2", "1x4"]  # devices x seeds
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
     """In a child process: compile and time the training chunk and a raw env rollout."""
-    import jax  # noqa: PLC0415  (after XLA_FLAGS is set)
+    import jax  # noqa: PLC0415
 
     sys.path.insert(0, ROOT)
     import driver  # noqa: PLC0415
     import parallel  # noqa: PLC0415
 
-    parallel.size_cpu_thread_pool()
+    parallel.use_cpu_devices(args.devices)  # before JAX starts
     import ppo  # noqa: PLC0415
     from wrappers import VecEnv  # noqa: PLC0415
 
@@ -108,13 +108,11 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for layout in args.layouts:
         devices, seeds = map(int, layout.split("x"))
-        flags = f"--xla_force_host_platform_device_count={devices}"
-        env = os.environ | {"XLA_FLAGS": flags}
         sizes = ["--num-envs", args.num_envs, "--updates", args.updates, "--repeats", args.repeats]
         cmd = [sys.executable, __file__, "--devices", devices, "--seeds", seeds, *sizes]
         cmd = [str(c) for c in cmd + ["--config", args.config, *args.overrides]]
         try:
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
         except subprocess.TimeoutExpired:
             print(f"| {devices} | {seeds} | not done within {args.timeout:.0f} s |", flush=True)
             continue

@@ -22,7 +22,6 @@ parser.add_argument("--num-processes", type=int)
 parser.add_argument("--process-id", type=int)
 parser.add_argument("runs", nargs="+", metavar="RUN_DIR:MODE")
 args = parser.parse_args()
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
@@ -32,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import parallel  # noqa: E402
 
-parallel.size_cpu_thread_pool()
+parallel.use_cpu_devices(args.devices)  # before JAX starts: what driver.main does
 
 if args.coordinator:  # before anything touches a device (probe_envs makes arrays on import)
     parallel.initialize(args.coordinator, args.num_processes, args.process_id)
