@@ -16,6 +16,8 @@ import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -164,6 +166,8 @@ def run(
             raise ConfigError(
                 f"num_envs {config.num_envs} must be a multiple of the {mesh.size} devices"
             )
+        if check_batch := getattr(trainer.env, "check_batch", None):
+            check_batch(config.num_envs * config.num_seeds, jax.device_count())
         template = jax.eval_shape(init, keys)
         shardings = parallel.state_shardings(template, mesh)
         if resume:
@@ -189,33 +193,36 @@ def run(
             chunk = compile_chunk(trainer.train_chunk, state, shardings, mesh)
             say(f"compiled in {time.perf_counter() - t0:.1f} s (init + train chunk)")
             t_train = time.perf_counter()
-            while done < end:
-                profile = profile and writer
-                if profile:  # the first call after compilation is already steady state
-                    jax.profiler.start_trace(os.path.join(run_dir, "profile"))
-                t = time.perf_counter()
-                # `state` moves on only once the chunk is logged: it is what Ctrl-C saves. Nothing
-                # crosses to or from the host during a chunk; the metrics go after it.
-                with jax.transfer_guard("disallow"):
-                    after, metrics = jax.block_until_ready(chunk(state))
-                seconds = time.perf_counter() - t
-                if profile:
-                    jax.profiler.stop_trace()
-                    profile = False
-                metrics = {k: np.asarray(v) for k, v in metrics.items()}  # (seeds, updates)
-                metrics["perf/steps_per_second"] = np.full_like(
-                    metrics["loss/total"],
-                    config.num_seeds * config.updates_per_chunk * config.batch_size / seconds,
-                )
-                if log:
-                    log.write(metrics, done, config.batch_size)
-                first, done, state = done, done + config.updates_per_chunk, after
-                now = time.perf_counter()
-                left = (now - t_train) / (done - start) * (config.num_updates - done)
-                say(progress_line(config, metrics, done, now - t0, left, learner.groups))
-                every = config.checkpoint_every
-                if done == config.num_updates or (every > 0 and done // every > first // every):
-                    save(state)
+            with deferred_interrupt() as interrupted:
+                while done < end:
+                    profile = profile and writer
+                    if profile:  # the first call after compilation is already steady state
+                        jax.profiler.start_trace(os.path.join(run_dir, "profile"))
+                    t = time.perf_counter()
+                    # `state` moves on only once the chunk is logged: it is what Ctrl-C saves.
+                    # Nothing crosses to or from the host during a chunk; the metrics go after it.
+                    with jax.transfer_guard("disallow"):
+                        after, metrics = jax.block_until_ready(chunk(state))
+                    seconds = time.perf_counter() - t
+                    if profile:
+                        jax.profiler.stop_trace()
+                        profile = False
+                    metrics = {k: np.asarray(v) for k, v in metrics.items()}  # (seeds, updates)
+                    metrics["perf/steps_per_second"] = np.full_like(
+                        metrics["loss/total"],
+                        config.num_seeds * config.updates_per_chunk * config.batch_size / seconds,
+                    )
+                    if log:
+                        log.write(metrics, done, config.batch_size)
+                    first, done, state = done, done + config.updates_per_chunk, after
+                    now = time.perf_counter()
+                    left = (now - t_train) / (done - start) * (config.num_updates - done)
+                    say(progress_line(config, metrics, done, now - t0, left, learner.groups))
+                    every = config.checkpoint_every
+                    if done == config.num_updates or (every > 0 and done // every > first // every):
+                        save(state)
+                    if interrupted:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             save(state)
             say(f"\ninterrupted: saved a checkpoint at update {done}")
@@ -231,6 +238,31 @@ def run(
             curves = os.path.join(run_dir, "learning_curves.png")
             runs.plot_curves(log.path, curves, learner.panels)
     return state
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Any:
+    """While open, Ctrl-C (SIGINT) is noted in the yielded list rather than raised; a second one
+    raises at once. The training loop checks it after each chunk.
+
+    Raised at once, a KeyboardInterrupt lands in whatever Python code runs at that moment, which
+    inside a chunk can be a callback of the compiled program (MuJoCo Warp's FFI calls back into
+    Python every step): there it is swallowed, and the process can crash before it saves.
+    """
+    hits: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only it receives signals
+        yield hits
+        return
+
+    def note(signum: int, _frame: Any) -> None:
+        hits.append(signum)
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield hits
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def duration(seconds: float) -> str:
@@ -353,7 +385,10 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         path = os.path.join(args.resume, "config.json") if args.resume else args.config
         config = learner.load_config(path, overrides)  # touches no device
         # Before anything starts a JAX backend: the device count and joining other processes.
-        count = parallel.cpu_device_count(config.num_envs, args.cpu_devices, distributed)
+        requested = args.cpu_devices
+        if requested is None and getattr(config.env, "impl", "jax") == "warp":
+            requested = 1  # Warp steps all of a process's envs on one device (env.simulate)
+        count = parallel.cpu_device_count(config.num_envs, requested, distributed)
         parallel.use_cpu_devices(count)
         if distributed:
             parallel.initialize(args.coordinator, args.num_processes, args.process_id)

@@ -133,6 +133,12 @@ class EnvConfig:
     solver: str = one_of("cg", ("cg", "newton"))
     iterations: int = bounded(4, ge=1)
     ls_iterations: int = bounded(4, ge=1)
+    # Physics code: MJX's JAX implementation, or MuJoCo Warp ("warp": `pip install -r
+    # requirements-warp.txt`; GPU kernels, or CPU ones for checks; one device).
+    impl: str = one_of("jax", ("jax", "warp"))
+    # Warp pools its contact buffers over all the envs it steps: the most envs (all seeds
+    # together) it steps at once (VecEnv and the trainers check it).
+    warp_max_envs: int = bounded(8192, ge=1)
     # Control.
     action_scale: float = bounded(0.3, gt=0)  # rad per unit action around the home pose
     # Weight of the new action in a low-pass filter; 1 = off.
@@ -277,6 +283,43 @@ class EnvInfo:
 
 
 # ---------------------------------------------------------------------------------------------
+# MuJoCo Warp
+# ---------------------------------------------------------------------------------------------
+
+# mjx.Data's public fields: the same, per env, in the JAX and the Warp implementation.
+DATA_FIELDS = tuple(f.name for f in mjx.Data.fields() if f.name != "_impl")
+# Warp's overflow bits that mean lost contacts or constraints (not those of a solver that ran out
+# of iterations, as CG at 4 iterations routinely does in both implementations): NEFC, NJMAX_NNZ,
+# BROADPHASE, NARROWPHASE, CCD.
+WARP_CAPACITY_OVERFLOWS = 0b11111
+
+
+def warp_physics(
+    mj_model: mujoco.MjModel, data0: mjx.Data, config: EnvConfig
+) -> tuple[mjx.Model, Any]:
+    """MuJoCo Warp's model (overflow printing off: `simulate` counts overflows instead) and an
+    empty Warp Data: its all-zero leaves as shapes, made inside the compiled step, not embedded.
+
+    Buffers: twice the JAX implementation's contacts per env (pooled over `warp_max_envs` envs)
+    and its constraint rows per env.
+    """
+    try:
+        model = mjx.put_model(mj_model, impl="warp")
+    except (ImportError, RuntimeError) as e:
+        raise ConfigError(
+            f"env.impl 'warp' needs MuJoCo Warp: pip install -r requirements-warp.txt ({e})"
+        ) from None
+    model = model.replace(opt=model.opt.replace(_impl=model.opt._impl.replace(warn_overflow=0)))
+    contacts = data0._impl.contact.dist.shape[0]
+    rows = data0._impl.efc_J.shape[0]
+    data = mjx.make_data(
+        mj_model, impl="warp", naconmax=2 * contacts * config.warp_max_envs, njmax=2 * rows
+    )
+    empty = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if not np.any(x) else x  # noqa: E731
+    return model, jax.tree.map(empty, data)
+
+
+# ---------------------------------------------------------------------------------------------
 # Small math helpers
 # ---------------------------------------------------------------------------------------------
 
@@ -315,6 +358,10 @@ class WildRobotEnv:
         self.n_substeps = int(round(config.ctrl_dt / mj_model.opt.timestep))
         self.model = mjx.put_model(mj_model)
         self._data0 = mjx.make_data(self.model)
+        # The model `step` simulates: this one, or MuJoCo Warp's (with its empty Data).
+        self.physics_model, self._warp_data = self.model, None
+        if config.impl == "warp":
+            self.physics_model, self._warp_data = warp_physics(mj_model, self._data0, config)
         # The home pose's kinematics do not depend on the randomized parameters, so reset can start
         # from one precomputed MuJoCo forward pass instead of an MJX one per reset.
         home = mj_model.key(config.home_keyframe)
@@ -398,7 +445,7 @@ class WildRobotEnv:
 
     def randomized_model(self, p: DomainParams) -> mjx.Model:
         """The nominal MJX model with one episode's parameters applied (cheap: leaf replacement)."""
-        m, ids = self.model, self.ids
+        m, ids = self.physics_model, self.ids
         mass = m.body_mass * p.mass_scale.at[0].set(1.0)
         mass = mass.at[ids.torso].add(p.torso_mass_offset)
         inertia = m.body_inertia * (mass / jnp.maximum(m.body_mass, 1e-9))[:, None]
@@ -490,13 +537,11 @@ class WildRobotEnv:
         data = state.data.replace(qvel=qvel, ctrl=self._ctrl(applied, info.params))
 
         # -- physics ------------------------------------------------------------------------
-        model = self.randomized_model(info.params)
-        new_data = jax.lax.scan(
-            lambda d, _: (mjx.step(model, d), None), data, None, self.n_substeps
-        )[0]
-        finite = jnp.isfinite(new_data.qpos).all() & jnp.isfinite(new_data.qvel).all()
-        # A non-finite physics state never reaches observations or rewards: keep the last good one
-        # (sanitized, in case the bad values came in with it); the wrapper then resets this robot.
+        new_data, fits = self.simulate(self.randomized_model(info.params), data)
+        finite = jnp.isfinite(new_data.qpos).all() & jnp.isfinite(new_data.qvel).all() & fits
+        # A non-finite physics state (or, with Warp, one whose contacts overflowed the buffers)
+        # never reaches observations or rewards: keep the last good one (sanitized, in case the bad
+        # values came in with it); the wrapper then resets this robot.
         new_data = jax.tree.map(
             lambda new, old: jnp.where(finite, new, jnp.nan_to_num(old, posinf=0.0, neginf=0.0)),
             new_data,
@@ -546,6 +591,47 @@ class WildRobotEnv:
             metrics=self._metrics(sensed, info, push, ~finite),
             info=info,
         )
+
+    def simulate(self, model: mjx.Model, data: mjx.Data) -> tuple[mjx.Data, jax.Array]:
+        """One control step of physics (n_substeps MJX steps) and whether it fit its buffers.
+
+        With Warp, `data` stays MJX's JAX-layout Data (every leaf per env, so the wrapper's
+        resets, sharding and checkpoints treat it like any state): its public fields go into a
+        fresh Warp Data and come back out. Warp's buffers (contacts pooled over all the envs, the
+        constraint rows) live only inside this step; a step that overflowed them does not fit.
+        """
+        step = lambda d, _: (mjx.step(model, d), None)  # noqa: E731
+        if self._warp_data is None:
+            return jax.lax.scan(step, data, None, self.n_substeps)[0], jnp.ones((), bool)
+        fresh = jax.tree.map(
+            lambda x: jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x,
+            self._warp_data,
+        )
+        fields = {name: getattr(data, name) for name in DATA_FIELDS}
+        warp_data = jax.lax.scan(step, fresh.replace(**fields), None, self.n_substeps)[0]
+        fits = jnp.all((warp_data._impl.overflow & WARP_CAPACITY_OVERFLOWS) == 0)
+        return data.replace(**{name: getattr(warp_data, name) for name in DATA_FIELDS}), fits
+
+    def check_batch(self, num_envs: int, devices: int = 1) -> None:
+        """Raise ConfigError if `num_envs` of these envs (all seeds together) cannot be stepped
+        split over `devices` devices (those of every process).
+
+        Warp's call steps a whole batch on one device: split over several it would need a
+        `shard_map` around the env step, which this env does not have yet.
+        """
+        c = self.config
+        if c.impl != "warp":
+            return
+        if devices > 1:
+            raise ConfigError(
+                f"env.impl 'warp' trains on one device, not {devices} (on a CPU: "
+                "--cpu-devices 1; several GPUs or hosts need env.impl 'jax')"
+            )
+        if num_envs > c.warp_max_envs:
+            raise ConfigError(
+                f"env.warp_max_envs {c.warp_max_envs} is below the {num_envs} envs one process "
+                "steps with Warp: raise it (it sizes Warp's contact buffers)"
+            )
 
     def set_command(self, state: State, command: jax.Array) -> State:
         """`state` with a new joystick command (forward, lateral m/s, yaw rad/s), obs included."""

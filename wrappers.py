@@ -53,6 +53,8 @@ class VecEnv:
     def __init__(
         self, env: Any, num_envs: int, observe_final: Callable[[State], Any] | None = None
     ):
+        if check_batch := getattr(env, "check_batch", None):  # e.g. a buffer sized per process
+            check_batch(num_envs)
         self.env = env
         self.num_envs = num_envs
         self.observe_final = observe_final

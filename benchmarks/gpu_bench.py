@@ -1,14 +1,16 @@
 """Throughput on one accelerator: raw env stepping and PPO training per batch size, compiles apart.
 
-For each number of envs: the raw env rate (random actions through the VecEnv, auto-reset
-included) and the training rate (the driver's compiled chunk: rollout, advantages, PPO update),
-each the best of `--repeats` timed calls after a warm-up call of the same program, with the
-compile time and the device's peak memory beside them. Sizes run in the order given and stop
-when `--budget` seconds have passed, so a leased machine's time is never overrun; each row is
-printed, and appended to `--out` as JSON, as soon as it is measured.
+For each number of envs and physics implementation (`--impl`: MJX's JAX code, MuJoCo Warp): the
+raw env rate (random actions through the VecEnv, auto-reset included) and the training rate (the
+driver's compiled chunk: rollout, advantages, PPO update), each the best of `--repeats` timed calls
+after a warm-up call of the same program, with the compile time and the device's peak memory
+beside them. Sizes run in the order given and stop when `--budget` seconds have passed, so a
+leased machine's time is never overrun; each row is printed, and appended to `--out` as JSON, as
+soon as it is measured.
 
     python benchmarks/gpu_bench.py                                  # 4096..32768 envs, GPU config
     python benchmarks/gpu_bench.py --num-envs 32 64 --updates 1     # a quick check on a CPU
+    python benchmarks/gpu_bench.py --impl jax warp                  # both physics (Warp installed)
     JAX_DEFAULT_MATMUL_PRECISION=tensorfloat32 python benchmarks/gpu_bench.py  # TF32 physics
 
 The settings that matter on an NVIDIA GPU are applied here unless already set, as they should be
@@ -107,6 +109,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=2, help="PPO updates per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of each program")
     parser.add_argument("--budget", type=float, default=math.inf, help="seconds; then stop")
+    parser.add_argument("--impl", nargs="+", default=["jax"], choices=["jax", "warp"],
+                        help="physics implementations (env.impl), each at every size")  # fmt: skip
     parser.add_argument("--skip-raw", action="store_true", help="training rates only")
     parser.add_argument("--out", help="append one JSON line per size here")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
@@ -124,16 +128,18 @@ def main() -> None:
         "overrides": args.overrides,
     }
     print("# " + json.dumps(header), flush=True)
-    print("| envs | raw env steps/s | compile s | train steps/s | compile s | peak GiB |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
-    for num_envs in args.num_envs:
+    print("| envs | physics | raw env steps/s | compile s | train steps/s | compile s | peak GiB |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |", flush=True)
+    for num_envs, impl in [(n, impl) for n in args.num_envs for impl in args.impl]:
         if time.perf_counter() - start > args.budget:
-            print(f"| {num_envs} | not run: the {args.budget:.0f} s budget is spent |", flush=True)
+            print(f"| {num_envs} | {impl} | not run: the {args.budget:.0f} s budget is spent |",
+                  flush=True)  # fmt: skip
             continue
         overrides = args.overrides + [f"num_envs={num_envs}", f"updates_per_chunk={args.updates}"]
+        overrides += [f"env.impl={impl}", f"env.warp_max_envs={num_envs}"]
         config = ppo.load_config(args.config, overrides)
         env = ppo.default_env(config.env)
-        row = {"num_envs": num_envs, **header}
+        row = {"num_envs": num_envs, "impl": impl, **header}
         row |= train_rate(config, env, args.repeats)
         if not args.skip_raw:
             row |= raw_rate(config, env, config.unroll_length * args.updates, args.repeats)
@@ -141,7 +147,7 @@ def main() -> None:
         raw = "- | -"
         if "env_steps_per_s" in row:
             raw = f"{row['env_steps_per_s']:,.0f} | {row['env_compile_s']:.1f}"
-        print(f"| {num_envs} | {raw} | {row['train_steps_per_s']:,.0f} | "
+        print(f"| {num_envs} | {impl} | {raw} | {row['train_steps_per_s']:,.0f} | "
               f"{row['train_compile_s']:.1f} | {row['peak_gib']:.1f} |", flush=True)  # fmt: skip
         if args.out:
             with open(args.out, "a") as f:

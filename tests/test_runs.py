@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -256,6 +257,26 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     assert cli(capsys, "--resume", run_dir)[0] == 0
     assert_same_state(runs.restore_tree(checkpoint, straight), straight)
     assert records(run_dir) == [(u, s) for u in range(1, 9) for s in range(2)]
+
+
+def test_a_real_ctrl_c_waits_for_the_chunk(cli, capsys, tmp_path, monkeypatch):
+    """SIGINT in the middle of a chunk's logging: the chunk finishes, is logged and saved; the
+    signal is not raised into whatever code runs when it arrives (driver.deferred_interrupt)."""
+    run_dir = str(tmp_path / "run")
+    write = runs.MetricsLog.write
+
+    def signalled_in_chunk_3(log, metrics, first_update, batch_size):
+        if first_update == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        write(log, metrics, first_update, batch_size)  # still runs: nothing was raised
+
+    monkeypatch.setattr(runs.MetricsLog, "write", signalled_in_chunk_3)
+    code, out, _ = cli(capsys, "--run-dir", run_dir, "checkpoint_every=0")
+    assert code == 130
+    checkpoint = runs.load_msgpack(os.path.join(run_dir, "checkpoint.msgpack"))
+    assert list(checkpoint["leaves"][".update"]) == [6, 6]  # chunk 3's end
+    assert records(run_dir) == [(u, s) for u in range(1, 7) for s in range(2)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_cli_resume_errors_are_one_line(cli, capsys, stopped, tmp_path):
