@@ -250,7 +250,9 @@ def deferred_interrupt() -> Any:
     Python every step): there it is swallowed, and the process can crash before it saves.
     """
     hits: list[int] = []
-    if threading.current_thread() is not threading.main_thread():  # only it receives signals
+    # Only the main thread receives signals; a SIGINT already ignored (a background job) stays so.
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield hits
         return
 

@@ -271,12 +271,16 @@ def test_a_real_ctrl_c_waits_for_the_chunk(cli, capsys, tmp_path, monkeypatch):
         write(log, metrics, first_update, batch_size)  # still runs: nothing was raised
 
     monkeypatch.setattr(runs.MetricsLog, "write", signalled_in_chunk_3)
-    code, out, _ = cli(capsys, "--run-dir", run_dir, "checkpoint_every=0")
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        code, out, _ = cli(capsys, "--run-dir", run_dir, "checkpoint_every=0")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, handler)
     assert code == 130
     checkpoint = runs.load_msgpack(os.path.join(run_dir, "checkpoint.msgpack"))
     assert list(checkpoint["leaves"][".update"]) == [6, 6]  # chunk 3's end
     assert records(run_dir) == [(u, s) for u in range(1, 7) for s in range(2)]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_cli_resume_errors_are_one_line(cli, capsys, stopped, tmp_path):
