@@ -629,8 +629,8 @@ class WildRobotEnv:
             )
         if num_envs > c.warp_max_envs:
             raise ConfigError(
-                f"env.warp_max_envs {c.warp_max_envs} is below the {num_envs} envs one process "
-                "steps with Warp: raise it (it sizes Warp's contact buffers)"
+                f"env.warp_max_envs {c.warp_max_envs} is below the {num_envs} envs Warp steps "
+                "at once (num_envs x num_seeds): raise it (it sizes Warp's contact buffers)"
             )
 
     def set_command(self, state: State, command: jax.Array) -> State:

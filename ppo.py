@@ -615,6 +615,10 @@ def load_policy_params(path: str, seed: int = 0) -> tuple[PPOConfig, Any, Runnin
         saved_config = {k: v for k, v in saved_config.items() if k in fields}
         env_config = None if saved_config.get("env") is None else default_env_config()
         config = check_config(override(PPOConfig(env=env_config), saved_config))
+        if getattr(config.env, "impl", "jax") != "jax":
+            # Playing and exporting need no MuJoCo Warp: it and MJX's JAX code step the same
+            # physics (tests/test_warp.py).
+            config = override(config, {"env": {"impl": "jax"}})
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise ConfigError(f"the config saved in '{path}' does not load: {e}") from None
     saved = jax.tree.map(jnp.asarray, policies[str(seed)])

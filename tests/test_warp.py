@@ -14,11 +14,15 @@ cache holds them) and each rollout compiles for about 30 s, so these tests are `
 runs them apart (`python -m pytest -q -m slow tests/test_warp.py`).
 """
 
+import json
+
 import jax
 import numpy as np
 import pytest
+from flax import serialization
 
 import ppo
+import runs
 from config import ConfigError, override
 from env import EnvConfig, WildRobotEnv, nominal_config
 from wrappers import VecEnv
@@ -71,9 +75,23 @@ def test_warp_trains():
 
 def test_warp_checks_its_batch():
     env = WildRobotEnv(override(EnvConfig(), {"impl": "warp", "warp_max_envs": 4}))
-    with pytest.raises(ConfigError, match="env.warp_max_envs 4 is below the 8 envs"):
+    with pytest.raises(ConfigError, match="env.warp_max_envs 4 is below the 8 envs Warp steps"):
         VecEnv(env, 8)
     with pytest.raises(ConfigError, match="env.impl 'warp' trains on one device, not 2"):
         env.check_batch(4, devices=2)
     env.check_batch(4)  # fits
     WildRobotEnv(EnvConfig()).check_batch(10**6, devices=8)  # the JAX implementation: no limits
+
+
+def test_a_warp_trained_policy_loads_without_warp(tmp_path):
+    """Its saved config says impl "warp"; playing and exporting it use the JAX implementation."""
+    payload = runs.load_msgpack("policies/wildrobot_walk.msgpack")
+    saved = json.loads(payload["config"])
+    saved["env"] = {**saved["env"], "impl": "warp"}
+    path = tmp_path / "warp_policy.msgpack"
+    runs.atomic_write(
+        str(path), serialization.msgpack_serialize({**payload, "config": json.dumps(saved)})
+    )
+    config, _, _ = ppo.load_policy_params(str(path))
+    assert config.env.impl == "jax"
+    assert ppo.load_policy_params("policies/wildrobot_walk.msgpack")[0].env == config.env
