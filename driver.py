@@ -387,10 +387,7 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         path = os.path.join(args.resume, "config.json") if args.resume else args.config
         config = learner.load_config(path, overrides)  # touches no device
         # Before anything starts a JAX backend: the device count and joining other processes.
-        requested = args.cpu_devices
-        if requested is None and getattr(config.env, "impl", "jax") == "warp":
-            requested = 1  # Warp steps all of a process's envs on one device (env.simulate)
-        count = parallel.cpu_device_count(config.num_envs, requested, distributed)
+        count = parallel.cpu_device_count(config.num_envs, args.cpu_devices, distributed)
         parallel.use_cpu_devices(count)
         if distributed:
             parallel.initialize(args.coordinator, args.num_processes, args.process_id)

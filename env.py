@@ -134,10 +134,10 @@ class EnvConfig:
     iterations: int = bounded(4, ge=1)
     ls_iterations: int = bounded(4, ge=1)
     # Physics code: MJX's JAX implementation, or MuJoCo Warp ("warp": `pip install -r
-    # requirements-warp.txt`; GPU kernels, or CPU ones for checks; one device).
+    # requirements-warp.txt`; GPU kernels, or CPU ones for checks).
     impl: str = one_of("jax", ("jax", "warp"))
-    # Warp pools its contact buffers over all the envs it steps: the most envs (all seeds
-    # together) it steps at once (VecEnv and the trainers check it).
+    # Warp pools its contact buffers over all the envs it steps at once on a device (all seeds
+    # together): the most it may be given (VecEnv and the trainers check it).
     warp_max_envs: int = bounded(8192, ge=1)
     # Control.
     action_scale: float = bounded(0.3, gt=0)  # rad per unit action around the home pose
@@ -358,8 +358,10 @@ class WildRobotEnv:
         self.n_substeps = int(round(config.ctrl_dt / mj_model.opt.timestep))
         self.model = mjx.put_model(mj_model)
         self._data0 = mjx.make_data(self.model)
-        # The model `step` simulates: this one, or MuJoCo Warp's (with its empty Data).
+        # The model `step` simulates: this one, or MuJoCo Warp's (with its empty Data). A Warp
+        # call steps a whole batch on one device: VecEnv gives each device its own envs.
         self.physics_model, self._warp_data = self.model, None
+        self.steps_per_device = config.impl == "warp"
         if config.impl == "warp":
             self.physics_model, self._warp_data = warp_physics(mj_model, self._data0, config)
         # The home pose's kinematics do not depend on the randomized parameters, so reset can start
@@ -613,24 +615,15 @@ class WildRobotEnv:
         return data.replace(**{name: getattr(warp_data, name) for name in DATA_FIELDS}), fits
 
     def check_batch(self, num_envs: int, devices: int = 1) -> None:
-        """Raise ConfigError if `num_envs` of these envs (all seeds together) cannot be stepped
-        split over `devices` devices (those of every process).
-
-        Warp's call steps a whole batch on one device: split over several it would need a
-        `shard_map` around the env step, which this env does not have yet.
-        """
+        """Raise ConfigError if `num_envs` of these envs (all seeds together), split over
+        `devices` devices (those of every process), cannot be stepped."""
         c = self.config
-        if c.impl != "warp":
-            return
-        if devices > 1:
+        per_device = num_envs // devices
+        if c.impl == "warp" and per_device > c.warp_max_envs:
             raise ConfigError(
-                f"env.impl 'warp' trains on one device, not {devices} (on a CPU: "
-                "--cpu-devices 1; several GPUs or hosts need env.impl 'jax')"
-            )
-        if num_envs > c.warp_max_envs:
-            raise ConfigError(
-                f"env.warp_max_envs {c.warp_max_envs} is below the {num_envs} envs Warp steps "
-                "at once (num_envs x num_seeds): raise it (it sizes Warp's contact buffers)"
+                f"env.warp_max_envs {c.warp_max_envs} is below the {per_device} envs Warp steps "
+                "at once on a device (num_envs x num_seeds / devices): raise it (it sizes "
+                "Warp's contact buffers)"
             )
 
     def set_command(self, state: State, command: jax.Array) -> State:

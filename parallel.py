@@ -7,7 +7,8 @@ optimizer state, normalizers, keys, AMP's discriminator and replay buffer) repli
 devices draws the same random numbers and the same minibatches as on one and agrees with it up to
 float rounding of the reductions, and XLA inserts the collectives (the gradient all-reduce, the
 normalizer sums, the minibatch gather) itself. `shard_batch` tells it which axis of a batch to
-split; on one device nothing here changes the program.
+split; on one device nothing here changes the program. (The one `shard_map` is around a MuJoCo
+Warp env step, whose single call over the batch XLA cannot split: `wrappers.per_device`.)
 
     python ppo.py                                                   # every local device
     python ppo.py --coordinator HOST:1234 --num-processes 2 --process-id 0   # one process per host

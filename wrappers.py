@@ -53,8 +53,6 @@ class VecEnv:
     def __init__(
         self, env: Any, num_envs: int, observe_final: Callable[[State], Any] | None = None
     ):
-        if check_batch := getattr(env, "check_batch", None):  # e.g. a buffer sized per process
-            check_batch(num_envs)
         self.env = env
         self.num_envs = num_envs
         self.observe_final = observe_final
@@ -88,7 +86,12 @@ class VecEnv:
         return None if self.observe_final is None else jax.vmap(self.observe_final)(state)
 
     def step(self, vstate: VecState, action: jax.Array) -> VecState:
-        state = jax.vmap(self.env.step)(vstate.env, action)
+        step, devices = jax.vmap(self.env.step), 1
+        if getattr(self.env, "steps_per_device", False):
+            step, devices = per_device(step), mesh_size()
+        if check_batch := getattr(self.env, "check_batch", None):  # e.g. buffers sized per device
+            check_batch(self.num_envs, devices)
+        state = step(vstate.env, action)
         done = state.terminated | state.truncated
 
         # -- episode statistics -------------------------------------------------------------
@@ -124,6 +127,30 @@ class VecEnv:
             key=key,
             final_extra=self._observe_final(state),
         )
+
+
+def mesh_size() -> int:
+    """Devices of the mesh that `jax.set_mesh` set (1 without one)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return 1 if mesh.empty else mesh.size
+
+
+def per_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` of env-batched pytrees, run by each device on its own envs (`jax.shard_map` over the
+    mesh that `jax.set_mesh` set, every argument and result split on its leading axis); `fn`
+    itself without a mesh of several devices.
+
+    For an env whose step is one call over the whole batch that XLA cannot split (MuJoCo Warp's
+    FFI call): under `jit` with the envs sharded, each device then steps its own envs.
+    """
+
+    def run(*args: Any) -> Any:
+        if mesh_size() == 1:
+            return fn(*args)
+        spec = jax.sharding.PartitionSpec(jax.sharding.get_abstract_mesh().axis_names)
+        return jax.shard_map(fn, in_specs=spec, out_specs=spec, check_vma=False)(*args)
+
+    return run
 
 
 def _where_done(done: jax.Array, fresh: Any, current: Any) -> Any:

@@ -15,6 +15,9 @@ runs them apart (`python -m pytest -q -m slow tests/test_warp.py`).
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -29,6 +32,7 @@ from wrappers import VecEnv
 
 pytest.importorskip("mujoco_warp", reason="MuJoCo Warp: pip install -r requirements-warp.txt")
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_ENVS, STEPS = 4, 50
 CONVERGED = {"solver": "newton", "iterations": 50, "ls_iterations": 20}
 
@@ -75,11 +79,14 @@ def test_warp_trains():
 
 def test_warp_checks_its_batch():
     env = WildRobotEnv(override(EnvConfig(), {"impl": "warp", "warp_max_envs": 4}))
+    venv = VecEnv(env, 8)
+    vstate = jax.eval_shape(venv.reset, jax.random.PRNGKey(0))
+    action = jax.ShapeDtypeStruct((8, env.action_size), np.float32)
     with pytest.raises(ConfigError, match="env.warp_max_envs 4 is below the 8 envs Warp steps"):
-        VecEnv(env, 8)
-    with pytest.raises(ConfigError, match="env.impl 'warp' trains on one device, not 2"):
-        env.check_batch(4, devices=2)
-    env.check_batch(4)  # fits
+        jax.eval_shape(venv.step, vstate, action)  # checked as the step is traced
+    env.check_batch(8, devices=2)  # 4 envs on each of 2 devices fit
+    with pytest.raises(ConfigError, match="below the 5 envs"):
+        env.check_batch(10, devices=2)
     WildRobotEnv(EnvConfig()).check_batch(10**6, devices=8)  # the JAX implementation: no limits
 
 
@@ -95,3 +102,47 @@ def test_a_warp_trained_policy_loads_without_warp(tmp_path):
     config, _, _ = ppo.load_policy_params(str(path))
     assert config.env.impl == "jax"
     assert ppo.load_policy_params("policies/wildrobot_walk.msgpack")[0].env == config.env
+
+
+TWO_DEVICES = """
+import jax, numpy as np
+import parallel
+from config import override
+from env import EnvConfig, WildRobotEnv, nominal_config
+from wrappers import VecEnv
+
+config = override(nominal_config(EnvConfig()), {"impl": "warp", "warp_max_envs": 2})
+venv = VecEnv(WildRobotEnv(config), 4)
+
+def run(key):
+    def body(state, k):
+        state = venv.step(state, 0.3 * jax.random.normal(k, (4, venv.action_size)))
+        return state, state.env.data.qpos
+    return jax.lax.scan(body, venv.reset(key), jax.random.split(key, 10))[1]
+
+with jax.set_mesh(parallel.make_mesh()):  # 2 envs on each device
+    split = jax.jit(run)(jax.random.PRNGKey(0))
+    # The Warp call's operands are one device's envs: qpos (2, nq), not the whole batch's (4, nq).
+    text = jax.jit(run).lower(jax.random.PRNGKey(0)).as_text()
+    call = next(line for line in text.splitlines() if "custom_call @jax_callable" in line)
+    local = "tensor<2x16xf32>" in call and "tensor<4x16xf32>" not in call
+one = WildRobotEnv(override(config, {"warp_max_envs": 4}))
+venv = VecEnv(one, 4)
+whole = jax.jit(run)(jax.random.PRNGKey(0))  # no mesh: all 4 on the first device
+print(jax.device_count(), local, float(np.abs(np.asarray(split) - np.asarray(whole)).max()))
+"""
+
+
+@pytest.mark.slow
+def test_warp_steps_each_devices_own_envs():
+    """Two CPU devices, each stepping its own 2 envs with Warp (wrappers.per_device), give the
+    trajectory of one device stepping all 4: each env's physics is its own. (Without the
+    `shard_map`, XLA gives every device the whole batch's Warp call: the same numbers, twice the
+    work, buffers sized for all envs; the lowered call's shapes tell the two apart.)"""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    devices, local, diff = out.stdout.split()[-3:]
+    assert devices == "2" and local == "True" and float(diff) <= 1e-6
