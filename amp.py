@@ -192,6 +192,9 @@ class ReferenceInit:
         self.critic_obs_size = env.critic_obs_size
         self.action_size = env.action_size
         self.num_frames = jax.tree.leaves(starts)[0].shape[0]
+        # What VecEnv asks of the physics (MuJoCo Warp: each device steps its own envs).
+        self.steps_per_device = getattr(env, "steps_per_device", False)
+        self.check_batch = getattr(env, "check_batch", None)
 
     def reset(self, key: jax.Array) -> State:
         k_use, k_frame, k_phase, key = jax.random.split(key, 4)

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from flax import serialization
 
+import amp
 import ppo
 import runs
 from config import ConfigError, override
@@ -85,6 +86,9 @@ def test_warp_checks_its_batch():
     with pytest.raises(ConfigError, match="env.warp_max_envs 4 is below the 8 envs Warp steps"):
         jax.eval_shape(venv.step, vstate, action)  # checked as the step is traced
     env.check_batch(8, devices=2)  # 4 envs on each of 2 devices fit
+    frames = jax.tree.map(lambda x: x[None], env.home_data)
+    starts = amp.ReferenceInit(env, frames, None, 0.5)  # AMP's wrapper passes them on
+    assert starts.steps_per_device and starts.check_batch == env.check_batch
     with pytest.raises(ConfigError, match="below the 5 envs"):
         env.check_batch(10, devices=2)
     WildRobotEnv(EnvConfig()).check_batch(10**6, devices=8)  # the JAX implementation: no limits
