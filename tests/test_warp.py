@@ -28,7 +28,7 @@ import amp
 import ppo
 import runs
 from config import ConfigError, override
-from env import EnvConfig, WildRobotEnv, nominal_config
+from env import WARP_CAPACITY_OVERFLOWS, EnvConfig, WildRobotEnv, nominal_config
 from wrappers import VecEnv
 
 pytest.importorskip("mujoco_warp", reason="MuJoCo Warp: pip install -r requirements-warp.txt")
@@ -92,6 +92,16 @@ def test_warp_checks_its_batch():
     with pytest.raises(ConfigError, match="below the 5 envs"):
         env.check_batch(10, devices=2)
     WildRobotEnv(EnvConfig()).check_batch(10**6, devices=8)  # the JAX implementation: no limits
+
+
+def test_the_overflow_mask_is_warps_capacity_bits():
+    """env.WARP_CAPACITY_OVERFLOWS spells out MuJoCo Warp's flags: it must not drift from them."""
+    from mujoco_warp import OverflowType  # noqa: PLC0415
+
+    capacity = ("NEFC", "NJMAX_NNZ", "BROADPHASE", "NARROWPHASE", "CCD")
+    expected = sum(int(getattr(OverflowType, name)) for name in capacity)
+    assert expected == WARP_CAPACITY_OVERFLOWS
+    assert not WARP_CAPACITY_OVERFLOWS & int(OverflowType.ITERATIONS)
 
 
 def test_a_warp_trained_policy_loads_without_warp(tmp_path):
