@@ -191,6 +191,7 @@ def run(
         say = functools.partial(print, flush=True) if writer else lambda *_: None
         try:
             chunk = compile_chunk(trainer.train_chunk, state, shardings, mesh)
+            parallel.wait_for_every_process("compiled")
             say(f"compiled in {time.perf_counter() - t0:.1f} s (init + train chunk)")
             t_train = time.perf_counter()
             with deferred_interrupt() as interrupted:

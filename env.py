@@ -294,6 +294,12 @@ DATA_FIELDS = tuple(f.name for f in mjx.Data.fields() if f.name != "_impl")
 WARP_CAPACITY_OVERFLOWS = 0b11111
 
 
+def local_device() -> jax.Device:
+    """This process's first device, for MJX's arrays. MJX's own default, `jax.devices()[0]`, is
+    process 0's in a multi-process run, and no other process can put arrays there."""
+    return jax.local_devices()[0]
+
+
 def warp_physics(
     mj_model: mujoco.MjModel, data0: mjx.Data, config: EnvConfig
 ) -> tuple[mjx.Model, Any]:
@@ -304,7 +310,7 @@ def warp_physics(
     and its constraint rows per env.
     """
     try:
-        model = mjx.put_model(mj_model, impl="warp")
+        model = mjx.put_model(mj_model, impl="warp", device=local_device())
     except (ImportError, RuntimeError) as e:
         raise ConfigError(
             f"env.impl 'warp' needs MuJoCo Warp: pip install -r requirements-warp.txt ({e})"
@@ -313,7 +319,11 @@ def warp_physics(
     contacts = data0._impl.contact.dist.shape[0]
     rows = data0._impl.efc_J.shape[0]
     data = mjx.make_data(
-        mj_model, impl="warp", naconmax=2 * contacts * config.warp_max_envs, njmax=2 * rows
+        mj_model,
+        impl="warp",
+        device=local_device(),
+        naconmax=2 * contacts * config.warp_max_envs,
+        njmax=2 * rows,
     )
     empty = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if not np.any(x) else x  # noqa: E731
     return model, jax.tree.map(empty, data)
@@ -356,8 +366,8 @@ class WildRobotEnv:
         self.nu = len(config.actuators)
         self.nfeet = len(config.feet_sites)
         self.n_substeps = int(round(config.ctrl_dt / mj_model.opt.timestep))
-        self.model = mjx.put_model(mj_model)
-        self._data0 = mjx.make_data(self.model)
+        self.model = mjx.put_model(mj_model, device=local_device())
+        self._data0 = mjx.make_data(self.model, device=local_device())
         # The model `step` simulates: this one, or MuJoCo Warp's (with its empty Data). A Warp
         # call steps a whole batch on one device: VecEnv gives each device its own envs.
         self.physics_model, self._warp_data = self.model, None
@@ -421,7 +431,7 @@ class WildRobotEnv:
             mj_data.qpos[:], mj_data.qvel[:] = q, v
             mj_data.ctrl[self.ids.actuators] = q[self.ids.qpos]
             mujoco.mj_forward(self.mj_model, mj_data)
-            data = mjx.put_data(self.mj_model, mj_data)
+            data = mjx.put_data(self.mj_model, mj_data, device=local_device())
             frames.append(jax.tree.map(lambda x, y: np.asarray(x, y.dtype), data, self._data0))
         return jax.tree.map(lambda *x: jnp.asarray(np.stack(x)), *frames)
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--devices", type=int, default=1, help="CPU devices of this process")
 parser.add_argument("--coordinator")
 parser.add_argument("--num-processes", type=int)
 parser.add_argument("--process-id", type=int)
+parser.add_argument("--late", type=float, default=0.0, help="seconds this process starts late")
 parser.add_argument("runs", nargs="+", metavar="RUN_DIR:MODE")
 args = parser.parse_args()
 
@@ -39,6 +41,12 @@ if args.coordinator:  # before anything touches a device (probe_envs makes array
 import probe_envs  # noqa: E402
 
 import ppo  # noqa: E402
+from env import EnvConfig  # noqa: E402
+
+if args.coordinator:  # WildRobot's MJX arrays go on this process's device, not process 0's
+    robot = ppo.default_env(EnvConfig())
+    robot.forward_states(robot.mj_model.qpos0[None], np.zeros((1, robot.mj_model.nv)))
+time.sleep(args.late)  # compiling later than the others: more than gloo's 30 s once was fatal
 
 # 4 updates of 32 envs x 8 steps, 2 seeds, a checkpoint every 2 updates.
 CONFIG = {"num_envs": 32, "unroll_length": 8, "num_epochs": 2, "num_minibatches": 4,

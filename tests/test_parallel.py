@@ -4,8 +4,8 @@ Two CPU devices in one process (`--xla_force_host_platform_device_count=2`) and 
 localhost joined by `jax.distributed` (gloo) must train PointMass like one device with the same
 global batch and seed, and a checkpoint written on any of them must resume on any other. The
 device count is fixed when JAX starts, so each layout runs in a process of its own
-(tests/parallel_run.py); those tests are `slow` (about 40 s together), and .ci/run runs them
-apart: `python -m pytest -q -m slow tests/test_parallel.py`.
+(tests/parallel_run.py); those tests are `slow` (about 2 min together: one process starts 35 s
+late), and .ci/run runs them apart: `python -m pytest -q -m slow tests/test_parallel.py`.
 
 Tolerance: a sharded program sums gradients, normalizer statistics and advantage means in
 another order, so it agrees with one device up to float32 rounding, which Adam (dividing by the
@@ -72,7 +72,9 @@ def runs(tmp_path_factory) -> str:
     address = f"127.0.0.1:{free_port()}"
     two_processes = ["--coordinator", address, "--num-processes", "2"]
     runs = [f"{d('procs2')}:full", f"{d('procs2_stop')}:stop"]
-    procs = [worker(cache, *two_processes, "--process-id", str(i), *runs) for i in range(2)]
+    late = ["--late", "35"]  # process 1 reaches the first collective 35 s after process 0
+    procs = [worker(cache, *two_processes, "--process-id", str(i), *late[: 2 * i], *runs)
+             for i in range(2)]  # fmt: skip
     outs = finish(*procs)
     assert "devices 2 processes 2" in outs[0]
     # One device: the reference, a run to resume on two devices, and the two processes' run.
@@ -95,12 +97,12 @@ def assert_trains_like_one_device(runs: str, name: str) -> None:
         np.testing.assert_allclose(have[k], want[k], rtol=RTOL, atol=ATOL, err_msg=k)
 
 
-@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
+@pytest.mark.slow  # about 2 min for the four: JAX starts 5 times
 def test_two_devices_train_like_one(runs):
     assert_trains_like_one_device(runs, "two")
 
 
-@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
+@pytest.mark.slow  # about 2 min for the four: JAX starts 5 times
 def test_two_processes_train_like_one_and_only_process_0_writes(runs):
     assert_trains_like_one_device(runs, "procs2")
     with open(os.path.join(runs, "procs2", "metrics.jsonl")) as f:
@@ -110,13 +112,13 @@ def test_two_processes_train_like_one_and_only_process_0_writes(runs):
     ]
 
 
-@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
+@pytest.mark.slow  # about 2 min for the four: JAX starts 5 times
 def test_a_checkpoint_resumes_on_another_device_count(runs):
     assert_trains_like_one_device(runs, "one_stop")  # saved on 1 device, resumed on 2
     assert_trains_like_one_device(runs, "procs2_stop")  # saved by 2 processes, resumed by 1
 
 
-@pytest.mark.slow  # about 40 s for the four: JAX starts 5 times
+@pytest.mark.slow  # about 2 min for the four: JAX starts 5 times
 def test_a_two_device_run_resumes_bitwise(runs):
     """Two devices are the CPU default on 2 cores: an interrupted run must go on exactly."""
     want, have = final_state(os.path.join(runs, "two")), final_state(os.path.join(runs, "two_stop"))
@@ -180,6 +182,17 @@ def test_flags_preset_the_cpu_device_count(monkeypatch):
     assert parallel.flag_device_count() == 3
     monkeypatch.setenv("XLA_FLAGS", "")
     assert parallel.flag_device_count() is None
+
+
+def test_cpu_matmuls_run_on_one_thread_unless_the_flags_say(monkeypatch):
+    program = "import parallel, os; parallel.use_cpu_devices(1); print(os.environ['XLA_FLAGS'])"
+    env = os.environ | {"XLA_FLAGS": "--xla_cpu_foo=1"}
+    out = subprocess.run([sys.executable, "-c", program], env=env, cwd=ROOT,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.split() == ["--xla_cpu_foo=1", "--xla_cpu_multi_thread_eigen=false"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+    parallel.single_thread_matmuls()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
 
 
 # jaxlib's batched LAPACK calls (QR in orthogonal initialization, the physics' Cholesky) split
