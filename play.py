@@ -18,14 +18,17 @@ its velocity tracking.
     python play.py POLICY --grid --heading-hold 2          # the yaw command steers a heading
 
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
-episodes (instantaneous, so gait oscillation counts); fall rate; heading drift (degrees per 10 s,
-zero-yaw commands only: the change of the root's yaw over the episode); mean and max absolute
+episodes (instantaneous, so gait oscillation counts), and the net yaw-rate error (the heading's
+change over those 5 s per second, against the command: the stride's yaw swing cancels out, what is
+left is how far the robot turns too much or too little); fall rate; heading drift (degrees per
+10 s, zero-yaw commands only: the change of the root's yaw over the episode); mean and max absolute
 servo torque; the largest share of time any servo spends at its torque limit (|force| >= 99% of
 forcerange); left/right balance (mean absolute torque of the servos named left_* over those named
 right_*, and their swing: the summed standard deviation of their angles over the last 5 s); power;
-foot slip. With --heading-hold, both simulators run deploy.HeadingHold: the
-joystick's yaw rate turns a heading target and the policy gets the yaw rate that heading calls for;
-errors are still measured against the joystick's command.
+foot slip. With --heading-hold, both simulators run deploy.HeadingHold: the joystick's yaw rate
+turns a heading target and the policy gets the yaw rate that heading calls for; errors are still
+measured against the joystick's command.
+
     python play.py POLICY --video out/walk.gif --plot out/tracking.png  # render + plot (mujoco)
 """
 
@@ -237,6 +240,9 @@ def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servo
         turn = np.unwrap(out["heading"][:, cols], axis=0)
         seconds = len(a) * dt
         drift = np.abs(turn[-1] - turn[0])[survived]
+        # Net yaw rate over the last 5 s (heading change / time): the stride's yaw swing cancels.
+        net_rate = (turn[-1] - turn[SETTLE_STEPS]) / ((len(a) - 1 - SETTLE_STEPS) * dt)
+        net_yaw_err = np.abs(net_rate - cmd[2])[survived]
         # Swing: each joint's standard deviation over an episode's last 5 s (surviving episodes).
         joints, w = out["joints"][SETTLE_STEPS:, cols], late[..., None]
         n = w.sum(0).clip(min=1)
@@ -249,6 +255,7 @@ def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servo
                 "vel_err": _masked_mean(out["vel_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
                 "lat_err": _masked_mean(out["lat_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
                 "yaw_err": _masked_mean(out["yaw_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
+                "net_yaw_err": float(net_yaw_err.mean()) if len(net_yaw_err) else float("nan"),
                 "fall_rate": float(1 - survived.mean()),
                 "length": float(a.sum(0).mean()),
                 "drift_deg": float(np.degrees(drift.mean()) * 10.0 / seconds)
@@ -278,23 +285,27 @@ def _masked_mean(x: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> float:
 
 def print_table(title: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{title}")
-    print("| command (fwd, lat, yaw) | fwd err m/s | lat err m/s | yaw err rad/s | fall rate | "
+    print("| command (fwd, lat, yaw) | fwd err m/s | lat err m/s | yaw err rad/s | net yaw err | "
+          "fall rate | "
           "heading drift deg/10 s | mean abs torque N m | max torque | most time at limit | "
           "left/right torque | left/right swing | power W | foot slip m/s |")  # fmt: skip
-    print("| --- |" + " ---: |" * 12)
+    print("| --- |" + " ---: |" * 13)
     for r in rows:
         cmd = ", ".join(f"{c:.2f}" for c in r["command"])
         drift = "-" if np.isnan(r["drift_deg"]) else f"{r['drift_deg']:.1f}"
         print(f"| {cmd} | {r['vel_err']:.3f} | {r['lat_err']:.3f} | {r['yaw_err']:.3f} | "
-              f"{r['fall_rate']:.2f} | {drift} | {r['torque']:.2f} | {r['torque_max']:.2f} | "
+              f"{r['net_yaw_err']:.3f} | {r['fall_rate']:.2f} | {drift} | {r['torque']:.2f} | "
+              f"{r['torque_max']:.2f} | "
               f"{r['at_limit']:.0%} ({r['at_limit_servo']}) | {r['left_right']:.2f} | "
               f"{r['swing_left_right']:.2f} | "
               f"{r['power']:.2f} | {r['slip']:.3f} |")  # fmt: skip
-    mean = {k: np.nanmean([r[k] for r in rows]) for k in ("vel_err", "lat_err", "yaw_err")}
+    keys = ("vel_err", "lat_err", "yaw_err", "net_yaw_err")
+    mean = {k: np.nanmean([r[k] for r in rows]) for k in keys}
     falls = np.mean([r["fall_rate"] for r in rows])
     print(
         f"overall: mean abs error forward {mean['vel_err']:.3f} m/s, lateral "
-        f"{mean['lat_err']:.3f} m/s, yaw {mean['yaw_err']:.3f} rad/s; fall rate {falls:.3f}"
+        f"{mean['lat_err']:.3f} m/s, yaw {mean['yaw_err']:.3f} rad/s (net over 5 s "
+        f"{mean['net_yaw_err']:.3f}); fall rate {falls:.3f}"
     )
 
 

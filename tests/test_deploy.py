@@ -292,6 +292,9 @@ def test_play_measures_on_hand_values():
     assert first["swing_left_right"] == pytest.approx(3.0, rel=1e-3)  # standard deviations
     assert (first["vel_err"], first["lat_err"], first["yaw_err"]) == pytest.approx((0.1, 0.2, 0.3))
     assert first["fall_rate"] == 0.0 and second["fall_rate"] == 0.5
+    rate = np.radians(30.0) / ((steps - 1) * dt)  # the heading turns at a constant rate
+    assert first["net_yaw_err"] == pytest.approx(rate, rel=1e-6)
+    assert second["net_yaw_err"] == pytest.approx(0.5 - rate, rel=1e-6)  # the survivor only
     assert np.isnan(second["drift_deg"])  # a turning command has no drift to measure
     out["alive"][:, 3] = False  # no episode of the second command survives: no error to report
     out["alive"][:, 2] = False
