@@ -284,6 +284,7 @@ def test_play_measures_on_hand_values():
     out["joints"][:, :, 1] = 0.5 + 0.1 * np.sin(2 * np.pi * 1.5 * t)[:, None]  # right 0.1 rad
     out["joints"][:SETTLE_STEPS, :, 1] = 9.0  # before the last 5 s: not counted
     out["alive"][SETTLE_STEPS + 10 :, 2] = False  # the third episode (second command) falls
+    out["heading"][SETTLE_STEPS:, 2] = 0.0  # ... and stops turning: none of its rates may count
     rows = summarize(out, [(0.3, 0.0, 0.0), (0.0, 0.0, 0.5)], 2, servos, dt)
     first, second = rows
     assert first["drift_deg"] == pytest.approx(30.0, rel=1e-6)
