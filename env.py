@@ -127,6 +127,8 @@ class EnvConfig:
         "left_sole_front", "left_sole_back", "right_sole_front", "right_sole_back",
     )  # fmt: skip  # grouped per foot, in feet_sites order
     home_keyframe: str = "home"  # standing, feet on the floor
+    # What tells a left joint's name from its right partner's, for mirror() (a symmetry loss).
+    mirror_names: tuple[str, str] = ("left", "right")
     # Physics: chosen by benchmarks/solver_sweep.py (see README).
     ctrl_dt: float = bounded(0.02, gt=0)
     sim_dt: float = bounded(0.005, gt=0)  # ctrl_dt must be a whole number of these
@@ -786,6 +788,67 @@ class WildRobotEnv:
             "push": push.astype(jnp.float32),
             "nan": nan.astype(jnp.float32),
         }
+
+    # -- Left-right mirror --------------------------------------------------------------------
+
+    def mirror(self) -> tuple[np.ndarray, np.ndarray]:
+        """Matrices that reflect an actor observation and an action through the robot's sagittal
+        plane (the base frame's x-z plane at the home pose), for a symmetry loss (ppo.py's
+        `symmetry_coef`).
+
+        Found from the model, so another robot gets its own: each joint named "left..." trades
+        places with the one named "right..." (others map to themselves), with the sign that makes
+        its rotation the mirror image of its partner's (`mirror_names` says which part of a name
+        tells left from right). Directions reflect (y flips); rotation
+        axes and angular rates reflect with the opposite sign (x and z flip); the gait clock moves
+        half a cycle (the other foot swings). Raises ConfigError where the model is not a mirror
+        image of itself in this sense.
+        """
+        m, ids = self.mj_model, self.ids
+        left, right = self.config.mirror_names
+        if self.nfeet != 2:
+            raise ConfigError(f"mirror: the gait clock mirrors for two feet, not {self.nfeet}")
+        d = mujoco.MjData(m)
+        d.qpos[:] = np.asarray(self.home_qpos)
+        mujoco.mj_kinematics(m, d)
+        base = d.xmat[ids.root].reshape(3, 3)  # world from base
+        flip = np.diag([1.0, -1.0, 1.0])
+        names = [m.joint(j).name for j in ids.joints]
+        axes = [base.T @ d.xaxis[j] for j in ids.joints]
+        anchors = [base.T @ (d.xanchor[j] - d.xpos[ids.root]) for j in ids.joints]
+        joints = np.zeros((self.nu, self.nu))
+        for i, name in enumerate(names):
+            other = name.replace(left, "\0").replace(right, left).replace("\0", right)
+            if other not in names:
+                raise ConfigError(f"mirror: joint '{name}' has no partner '{other}'")
+            j = names.index(other)
+            off = np.linalg.norm(flip @ anchors[i] - anchors[j])
+            if off > 2e-3:  # also catches names that do not tell left from right
+                raise ConfigError(
+                    f"mirror: joint '{name}' is {off * 1000:.0f} mm from the mirror image of "
+                    f"'{other}' (env.mirror_names {self.config.mirror_names})"
+                )
+            sign = -(flip @ axes[i]) @ axes[j]  # a reflected rotation turns about -flip @ axis
+            if abs(abs(sign) - 1.0) > 1e-3:
+                raise ConfigError(
+                    f"mirror: the axis of joint '{name}' is not the mirror image of '{other}''s"
+                )
+            joints[j, i] = np.sign(sign)
+        home = np.asarray(self.home_joints)
+        if not np.allclose(joints @ home, home, atol=1e-4):
+            raise ConfigError(f"mirror: home keyframe '{self.config.home_keyframe}' is lopsided")
+        imu = base.T @ d.site_xmat[ids.imu].reshape(3, 3)  # base from IMU
+        vector = imu.T @ flip @ imu  # a direction in the IMU frame, reflected
+        blocks = {"gravity": vector, "gyro": -vector, "joint_pos": joints, "joint_vel": joints,
+                  "last_action": joints, "command": np.diag([1.0, -1.0, -1.0]),
+                  "phase": -np.eye(2)}  # fmt: skip
+        layout = self.actor_layout
+        obs = np.zeros((layout.size, layout.size))
+        for name, _ in layout.pieces:
+            if name not in blocks:
+                raise ConfigError(f"mirror: no reflection for observation piece '{name}'")
+            obs[layout.slice(name), layout.slice(name)] = blocks[name]
+        return obs, joints
 
     # -- AMP features -------------------------------------------------------------------------
 

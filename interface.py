@@ -43,3 +43,6 @@ class Env(Protocol):
     def step(self, state: State, action: jax.Array) -> State:
         """One control step with an action in [-1, 1]^action_size (the env clips)."""
         ...
+
+    # Optional, for ppo.py's symmetry_coef: mirror() -> (obs_size x obs_size, action_size x
+    # action_size) matrices reflecting an actor observation and an action left-right.

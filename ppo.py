@@ -88,6 +88,9 @@ class PPOConfig:
     normalize_advantages: bool = True  # per minibatch
     value_coef: float = bounded(0.5, ge=0)
     entropy_coef: float = bounded(0.005, ge=0)
+    # Weight of a left-right symmetry loss: the policy's mean action on a mirrored observation
+    # against its mirrored mean action (the env's `mirror()` gives both reflections); 0: off.
+    symmetry_coef: float = bounded(0.0, ge=0)
     max_grad_norm: float = bounded(1.0, gt=0)  # global norm over actor and critic gradients
     actor_hidden: tuple[int, ...] = bounded((128, 128), ge=1)  # units per hidden layer
     critic_hidden: tuple[int, ...] = bounded((128, 128), ge=1)
@@ -352,6 +355,7 @@ class Batch:
     value: jax.Array
     advantage: jax.Array
     target: jax.Array
+    mirror_obs: jax.Array | None = None  # the obs reflected left-right (then normalized), or None
 
 
 class SGDCarry(NamedTuple):
@@ -366,6 +370,7 @@ class Nets(NamedTuple):
     actor: Actor
     critic: Critic
     optimizer: optax.GradientTransformation
+    mirror: tuple[jax.Array, jax.Array] | None = None  # (obs, action) reflections; None: no loss
 
 
 class Trainer(NamedTuple):
@@ -383,10 +388,17 @@ class Trainer(NamedTuple):
 
 
 def ppo_loss(
-    params: Params, batch: Batch, actor: Actor, critic: Critic, config: PPOConfig
+    params: Params,
+    batch: Batch,
+    actor: Actor,
+    critic: Critic,
+    config: PPOConfig,
+    mirror_action: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Clipped policy loss + value_coef * value loss - entropy_coef * entropy, on one minibatch."""
-    dist = action_distribution(*actor.apply(params.actor, batch.obs))
+    """Clipped policy loss + value_coef * value loss - entropy_coef * entropy, on one minibatch;
+    plus symmetry_coef * symmetry loss where the batch carries mirrored observations."""
+    mean, log_std = actor.apply(params.actor, batch.obs)
+    dist = action_distribution(mean, log_std)
     log_prob = dist.log_prob(batch.action)
     advantages = batch.advantage
     if config.normalize_advantages:
@@ -396,8 +408,7 @@ def ppo_loss(
     v_loss = value_loss(values, batch.value, batch.target, config.clip_eps, config.clip_value_loss)
     entropy = dist.entropy().mean()
     total = pi_loss + config.value_coef * v_loss - config.entropy_coef * entropy
-    return total, {
-        "loss/total": total,
+    metrics = {
         "loss/policy": pi_loss,
         "loss/value": v_loss,
         "policy/entropy": entropy,
@@ -406,6 +417,12 @@ def ppo_loss(
             jnp.abs(jnp.exp(log_prob - batch.log_prob) - 1) > config.clip_eps
         ),
     }
+    if batch.mirror_obs is not None:
+        mirrored_mean, _ = actor.apply(params.actor, batch.mirror_obs)
+        symmetry = jnp.mean(jnp.sum((mirrored_mean - mean @ mirror_action.T) ** 2, axis=-1))
+        total = total + config.symmetry_coef * symmetry
+        metrics["loss/symmetry"] = symmetry
+    return total, {"loss/total": total} | metrics
 
 
 def rollout(
@@ -494,13 +511,17 @@ def learn(
         value=values,
         advantage=adv.advantages,
         target=adv.returns,
+        mirror_obs=None
+        if nets.mirror is None
+        else normalize(state.actor_norm, traj.obs @ nets.mirror[0].T),
     )
     batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
 
     # -- epochs x minibatches of SGD (same statistics as the rollout: ratio starts at 1) -----
     def sgd_step(carry: SGDCarry, minibatch: Batch) -> tuple[SGDCarry, dict[str, jax.Array]]:
         grad_fn = jax.grad(ppo_loss, has_aux=True)
-        grads, metrics = grad_fn(carry.params, minibatch, actor, critic, config)
+        mirror_action = None if nets.mirror is None else nets.mirror[1]
+        grads, metrics = grad_fn(carry.params, minibatch, actor, critic, config, mirror_action)
         updates, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
         metrics["optim/grad_norm"] = optax.global_norm(grads)
         return SGDCarry(optax.apply_updates(carry.params, updates), opt_state), metrics
@@ -536,12 +557,21 @@ def learn(
 
 
 def make_nets(config: PPOConfig, env: Any, observe_final: Callable | None = None) -> Nets:
-    """The batched env (see VecEnv for observe_final), actor, critic and optimizer of a config."""
+    """The batched env (see VecEnv for observe_final), actor, critic and optimizer of a config,
+    and the env's left-right reflections where the config has a symmetry loss."""
+    mirror = None
+    if config.symmetry_coef > 0:
+        if not hasattr(env, "mirror"):
+            raise ConfigError(
+                f"symmetry_coef needs an env with mirror(); {type(env).__name__} has none"
+            )
+        mirror = tuple(jnp.asarray(m, jnp.float32) for m in env.mirror())
     return Nets(
         venv=VecEnv(env, config.num_envs, observe_final),
         actor=Actor(config.actor_hidden, env.action_size, config.activation, config.init_log_std),
         critic=Critic(config.critic_hidden, config.activation),
         optimizer=make_optimizer(config),
+        mirror=mirror,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from interface import State
@@ -118,6 +119,13 @@ class PointMass:
         reward = -jnp.linalg.norm(info["goal"] - pos)
         info = {"pos": pos, "goal": info["goal"], "step": step}
         return self._observe(pos, info["goal"], reward, terminated, truncated, info)
+
+
+class MirroredPointMass(PointMass):
+    """PointMass with its left-right reflection (y -> -y) for a symmetry loss."""
+
+    def mirror(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.diag([1.0, -1.0, 1.0, -1.0]), np.diag([1.0, -1.0])
 
 
 class TruncatedAfterTwo:

@@ -410,3 +410,54 @@ def test_tracking_rewards_use_their_own_sharpness(robot):
         terms["tracking_lin_vel"], np.exp(-(0.1**2 + 0.1**2) / 0.03), rtol=1e-5
     )
     np.testing.assert_allclose(terms["tracking_ang_vel"], np.exp(-(0.5**2) / 0.25), rtol=1e-5)
+
+
+def test_mirror_matches_a_mirrored_pose(robot):
+    """The actor observation of a state reflected left-right (root, joints, velocities, command,
+    gait clock, last action) is env.mirror()'s reflection of the state's observation; a
+    lopsided home pose is named."""
+    env, start = robot[0], robot[4]
+    noise = {f"noise.{name}": 0.0 for name in ("gravity", "gyro", "joint_pos", "joint_vel")}
+    quiet = WildRobotEnv(override(env.config, noise))
+    obs_m, act_m = quiet.mirror()
+    ids, rng = quiet.ids, np.random.default_rng(0)
+    qpos = np.asarray(quiet.home_qpos, np.float64)
+    qpos[:3] = [0.1, 0.05, 0.45]
+    qpos[3:7] = np.array([1.0, 0.1, -0.05, 0.2]) / np.linalg.norm([1.0, 0.1, -0.05, 0.2])
+    qpos[ids.qpos] += rng.uniform(-0.2, 0.2, quiet.nu)
+    qvel = rng.normal(0.0, 0.5, quiet.mj_model.nv)
+    reflect = np.diag([1.0, -1.0, 1.0])
+    mirror_qpos, mirror_qvel = qpos.copy(), qvel.copy()
+    mirror_qpos[:3] = reflect @ qpos[:3]
+    mirror_qpos[3:7] = qpos[3:7] * [1.0, -1.0, 1.0, -1.0]  # rotate about -reflect @ axis
+    mirror_qpos[ids.qpos] = act_m @ qpos[ids.qpos]
+    mirror_qvel[:3] = reflect @ qvel[:3]
+    mirror_qvel[3:6] = -reflect @ qvel[3:6]  # body-frame angular velocity: an axial vector
+    mirror_qvel[ids.qvel] = act_m @ qvel[ids.qvel]
+    info = jax.tree.map(lambda x: x[0], start.env.info)
+    last_action = rng.uniform(-1.0, 1.0, quiet.nu)
+    info = info.replace(
+        params=info.params.replace(joint_offset=jnp.zeros(quiet.nu)),
+        command=jnp.array([0.3, 0.1, 0.5]),
+        phase=jnp.float32(0.7),
+        last_action=jnp.asarray(last_action, jnp.float32),
+    )
+    mirror_info = info.replace(
+        command=jnp.array([0.3, -0.1, -0.5]),
+        phase=jnp.float32(0.7 + np.pi),
+        last_action=jnp.asarray(act_m @ last_action, jnp.float32),
+    )
+
+    def observe(qpos, qvel, info):
+        data = jax.tree.map(lambda x: x[0], quiet.forward_states(qpos[None], qvel[None]))
+        sensed = quiet._sense(data, info)  # noqa: SLF001
+        return np.asarray(quiet._observe(sensed, info, jax.random.key(0))[0])  # noqa: SLF001
+
+    obs, mirrored = observe(qpos, qvel, info), observe(mirror_qpos, mirror_qvel, mirror_info)
+    assert not np.allclose(mirrored, obs, atol=1e-2)  # a lopsided state: the test can fail
+    np.testing.assert_allclose(mirrored, obs_m @ obs, atol=1e-4)
+
+    lopsided = WildRobotEnv.__new__(WildRobotEnv)
+    lopsided.__dict__.update(quiet.__dict__, home_joints=quiet.home_joints.at[1].add(0.1))
+    with pytest.raises(ConfigError, match="home keyframe 'home' is lopsided"):
+        lopsided.mirror()
