@@ -16,6 +16,7 @@ its velocity tracking.
     python play.py POLICY --pushes 0.3 0.4 0.5             # + fall rate vs push size, every 3 s
     python play.py POLICY --friction 0.4                   # a slippery floor in both simulators
     python play.py POLICY --grid --heading-hold 2          # the yaw command steers a heading
+    python play.py POLICY --grid --heading-hold 4 --max-rate 1.5   # ... with up to 1.5 rad/s
 
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
 episodes (instantaneous, so gait oscillation counts), and the net yaw-rate error (the heading's
@@ -26,8 +27,9 @@ servo torque; the largest share of time any servo spends at its torque limit (|f
 forcerange); left/right balance (mean absolute torque of the servos named left_* over those named
 right_*, and their swing: the summed standard deviation of their angles over the last 5 s); power;
 foot slip. With --heading-hold, both simulators run deploy.HeadingHold: the joystick's yaw rate
-turns a heading target and the policy gets the yaw rate that heading calls for; errors are still
-measured against the joystick's command.
+turns a heading target and the policy gets the yaw rate that heading calls for (at most
+--max-rate; past the training range the policy extrapolates); errors are still measured against
+the joystick's command.
 
     python play.py POLICY --video out/walk.gif --plot out/tracking.png  # render + plot (mujoco)
 """
@@ -57,7 +59,15 @@ import ppo
 from config import ConfigError, override
 from deploy import Controller, heading_hold_rate
 from env import EnvConfig, WildRobotEnv
-from sim2sim import Hold, MujocoRobot, foot_slip, heading, heading_joints, run_mujoco_episode
+from sim2sim import (
+    HOLD_MAX_RATE,
+    Hold,
+    MujocoRobot,
+    foot_slip,
+    heading,
+    heading_joints,
+    run_mujoco_episode,
+)
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
 AT_LIMIT = 0.99  # a servo is at its torque limit from this share of its forcerange
@@ -388,6 +398,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="GAIN",
         help="steer a heading (deploy.HeadingHold; yaw-rate command per rad of heading error)",
     )
+    parser.add_argument("--max-rate", type=float, default=HOLD_MAX_RATE, metavar="RAD_PER_S",
+                        help="largest yaw-rate command the heading hold sends (past the "
+                        "training range, the policy extrapolates)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
@@ -403,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
             config = dataclasses.replace(config, env=override(config.env, fixed))
         hold = None
         if args.heading_hold is not None:
-            hold = Hold(args.heading_hold, heading_joints(config.env))
+            hold = Hold(args.heading_hold, heading_joints(config.env), args.max_rate)
     except ConfigError as e:
         raise SystemExit(f"play.py: error: {e}") from None
     with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX

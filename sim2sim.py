@@ -25,12 +25,15 @@ def heading(rot: np.ndarray) -> np.ndarray:
     return np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
 
 
+HOLD_MAX_RATE = 1.0  # rad/s, the training range's largest yaw-rate command
+
+
 class Hold(NamedTuple):
     """Heading-hold settings (deploy.HeadingHold) and the servos it subtracts from the IMU's yaw."""
 
     gain: float  # rad/s of yaw-rate command per rad of heading error
     yaw_joints: tuple[int, ...]  # policy-order indices, from heading_joints
-    max_rate: float = 1.0  # rad/s
+    max_rate: float = HOLD_MAX_RATE  # rad/s
     max_lead: float = 0.5  # rad
 
 

@@ -32,7 +32,7 @@ from config import ConfigError, override  # noqa: E402
 from deploy import Controller  # noqa: E402
 from env import EnvConfig  # noqa: E402
 from play import GRID, evaluate_mujoco  # noqa: E402
-from sim2sim import Hold, MujocoRobot, heading_joints  # noqa: E402
+from sim2sim import HOLD_MAX_RATE, Hold, MujocoRobot, heading_joints  # noqa: E402
 
 
 class MiscalibratedRobot(MujocoRobot):
@@ -155,12 +155,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=4, help="per grid command and condition")
     parser.add_argument("--heading-hold", type=float, metavar="GAIN",
                         help="steer a heading (deploy.HeadingHold), as play.py")  # fmt: skip
+    parser.add_argument("--max-rate", type=float, default=HOLD_MAX_RATE, metavar="RAD_PER_S",
+                        help="largest yaw-rate command of the heading hold")  # fmt: skip
     parser.add_argument("--only", nargs="+", metavar="NAME", help="conditions whose name "
                         "contains one of these words")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         config, actor_vars, stats = export.load_checked(args.policy)
-        hold = Hold(args.heading_hold, heading_joints(config.env)) if args.heading_hold else None
+        hold = (
+            Hold(args.heading_hold, heading_joints(config.env), args.max_rate)
+            if args.heading_hold
+            else None
+        )
     except ConfigError as e:
         raise SystemExit(f"robustness.py: error: {e}") from None
     with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file
@@ -168,7 +174,11 @@ def main(argv: list[str] | None = None) -> None:
         ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
     conditions = [c for c in CONDITIONS
                   if not args.only or any(w in c.name for w in args.only)]  # fmt: skip
-    steering = f"heading hold, gain {args.heading_hold}" if hold else "yaw-rate commands"
+    steering = (
+        f"heading hold, gain {args.heading_hold}, at most {args.max_rate} rad/s"
+        if hold
+        else "yaw-rate commands"
+    )
     print(f"{args.policy}: plain MuJoCo, the joystick grid ({len(GRID)} commands x "
           f"{args.episodes} episodes of {config.env.episode_length * config.env.ctrl_dt:.0f} s), "
           f"{steering}")  # fmt: skip

@@ -3,7 +3,9 @@ built from plain-MuJoCo sensor readings matches the training environment's."""
 
 import dataclasses
 import functools
+import importlib.util
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +16,7 @@ import pytest
 import deploy
 import driver
 import export
+import play
 import ppo
 from config import override
 from deploy import Controller, gravity_in_sensor_frame
@@ -403,3 +406,36 @@ def test_heading_hold_keeps_the_shipped_policy_on_its_line():
     assert plain["drift_deg"] > 20.0, plain  # 28 degrees when shipped
     assert held["drift_deg"] < 10.0, (plain, held)  # 2.8 when shipped
     assert held["fall_rate"] == 0.0
+
+
+def test_heading_hold_past_the_training_range_turns_the_shipped_policy_in_place():
+    """Asked for 1 rad/s right, the shipped policy turns at about 0.4; a heading hold that may
+    command up to 1.5 rad/s (past the training range) brings its heading round with the joystick."""
+    config, ctrl = shipped("wildrobot_walk")
+    right = [(0.0, 0.0, -1.0)]
+    joints = heading_joints(config.env)
+    capped = evaluate_mujoco(config.env, ctrl, right, episodes=2, hold=Hold(4.0, joints))[0]
+    wider = evaluate_mujoco(config.env, ctrl, right, episodes=2, hold=Hold(4.0, joints, 1.5))[0]
+    assert capped["net_yaw_err"] > 0.4, capped  # 0.64 over 8 episodes when shipped
+    assert wider["net_yaw_err"] < 0.3, wider  # 0.13
+    assert wider["fall_rate"] == 0.0
+
+
+@pytest.mark.parametrize("flags, max_rate", [([], 1.0), (["--max-rate", "1.5"], 1.5)])
+def test_play_and_robustness_hand_the_heading_hold_its_rate_limit(monkeypatch, flags, max_rate):
+    """--heading-hold GAIN [--max-rate R] reaches the evaluations as Hold(GAIN, waist, R)."""
+    policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
+    spec = importlib.util.spec_from_file_location("robustness", f"{ROOT}/benchmarks/robustness.py")
+    robustness = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "robustness", robustness)  # its dataclasses look it up
+    spec.loader.exec_module(robustness)
+    row = dict(fall_rate=0.0, vel_err=0.0, lat_err=0.0, yaw_err=0.0, drift_deg=0.0, at_limit=0.0,
+               at_limit_servo="-")  # fmt: skip
+    holds = []
+    monkeypatch.setattr(play, "evaluate_mujoco", lambda *a, hold: holds.append(hold) or [])
+    monkeypatch.setattr(play, "print_table", lambda *a: None)
+    monkeypatch.setattr(robustness, "run_condition", lambda *a: holds.append(a[-1]) or row)
+    play.main([policy, "--skip", "jax", "--heading-hold", "4", *flags])
+    robustness.main([policy, "--heading-hold", "4", "--only", "nominal", *flags])
+    waist = (list(EnvConfig().actuators).index("waist_yaw"),)
+    assert holds == [Hold(4.0, waist, max_rate)] * 2
