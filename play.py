@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="largest yaw-rate command the heading hold sends (past the "
                         "training range, the policy extrapolates)")  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.max_rate > 0:
+        parser.error(f"--max-rate wants a positive yaw rate (rad/s): {args.max_rate}")
     try:
         commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
                                            else float(c) for c in args.commands]  # fmt: skip

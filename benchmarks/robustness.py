@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="conditions whose name "
                         "contains one of these words")  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.max_rate > 0:
+        parser.error(f"--max-rate wants a positive yaw rate (rad/s): {args.max_rate}")
     try:
         config, actor_vars, stats = export.load_checked(args.policy)
         hold = (

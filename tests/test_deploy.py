@@ -439,3 +439,11 @@ def test_play_and_robustness_hand_the_heading_hold_its_rate_limit(monkeypatch, f
     robustness.main([policy, "--heading-hold", "4", "--only", "nominal", *flags])
     waist = (list(EnvConfig().actuators).index("waist_yaw"),)
     assert holds == [Hold(4.0, waist, max_rate)] * 2
+
+
+@pytest.mark.parametrize("rate", ["0", "-1", "nan"])
+def test_play_refuses_a_heading_hold_rate_limit_that_is_not_positive(rate, capsys):
+    policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
+    with pytest.raises(SystemExit):
+        play.main([policy, "--skip", "jax", "--heading-hold", "4", "--max-rate", rate])
+    assert f"--max-rate wants a positive yaw rate (rad/s): {float(rate)}" in capsys.readouterr().err
