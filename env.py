@@ -36,7 +36,7 @@ from config import (
     span,
 )
 from interface import State
-from robot import load_model, resolve_names, sole_thickness
+from robot import force_limits, load_model, resolve_names, sole_thickness
 
 with contextlib.redirect_stdout(
     io.StringIO()
@@ -63,6 +63,7 @@ class RewardScales:
     orientation: float = -5.0  # squared tilt of gravity in the base frame
     base_height: float = -50.0  # squared error to base_height_target
     torques: float = -2e-4  # sum of squared actuator forces
+    torque_limit: float = 0.0  # servos at their torque limit (|force| >= 99% of forcerange)
     action_rate: float = -0.02  # sum of squared action changes
     feet_air_time: float = 2.0  # air time beyond feet_air_time_target at touchdown (walking only)
     feet_phase: float = 1.0  # swing-foot height following the gait clock (walking only)
@@ -294,6 +295,7 @@ DATA_FIELDS = tuple(f.name for f in mjx.Data.fields() if f.name != "_impl")
 # of iterations, as CG at 4 iterations routinely does in both implementations): NEFC, NJMAX_NNZ,
 # BROADPHASE, NARROWPHASE, CCD.
 WARP_CAPACITY_OVERFLOWS = 0b11111
+AT_LIMIT = 0.99  # a servo is at its torque limit from this share of its forcerange
 
 
 def local_device() -> jax.Device:
@@ -392,6 +394,7 @@ class WildRobotEnv:
         self.soft_lo = mid - config.soft_joint_limit * half
         self.soft_hi = mid + config.soft_joint_limit * half
         self.sole_radius = jnp.asarray(sole_thickness(mj_model, ids.soles, config), jnp.float32)
+        self.force_lo, self.force_hi = jnp.asarray(force_limits(mj_model, ids.actuators))
 
         n, nfeet, nsole = self.nu, self.nfeet, len(config.sole_geoms)
         self.actor_layout = Layout(
@@ -759,12 +762,17 @@ class WildRobotEnv:
         q = s["joint_qpos"]
         past_limits = jnp.maximum(self.soft_lo - q, 0.0) + jnp.maximum(q - self.soft_hi, 0.0)
         contact_speed = jnp.sum(s["feet_vel"][:, :2] ** 2, axis=1)
+        force = s["actuator_force"][self.ids.actuators]
         terms = {
             "tracking_lin_vel": jnp.exp(-lin_err / c.tracking_sigma),
             "tracking_ang_vel": jnp.exp(-yaw_err / c.yaw_tracking_sigma),
             "orientation": jnp.sum(s["base_gravity"][:2] ** 2),
             "base_height": (s["base_height"] - c.base_height_target) ** 2,
             "torques": jnp.sum(s["actuator_force"] ** 2),
+            "torque_limit": jnp.sum(
+                (force >= AT_LIMIT * self.force_hi) | (force <= AT_LIMIT * self.force_lo),
+                dtype=jnp.float32,
+            ),
             "action_rate": jnp.sum((action - info.last_action) ** 2),
             "feet_air_time": air_reward,
             "feet_phase": jnp.exp(-height_err / 0.0025) * walking,

@@ -58,7 +58,7 @@ import export
 import ppo
 from config import ConfigError, override
 from deploy import Controller, heading_hold_rate
-from env import EnvConfig, WildRobotEnv
+from env import AT_LIMIT, EnvConfig, WildRobotEnv
 from sim2sim import (
     HOLD_MAX_RATE,
     Hold,
@@ -70,7 +70,6 @@ from sim2sim import (
 )
 
 SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s episode
-AT_LIMIT = 0.99  # a servo is at its torque limit from this share of its forcerange
 # The joystick grid (forward m/s, lateral m/s, yaw rad/s): each axis alone, both ends, and mixes.
 GRID = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0), (0.6, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0),
         (0.0, -0.3, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, -1.0), (0.3, 0.2, 0.0), (0.3, 0.0, 0.5),

@@ -229,6 +229,15 @@ def _check_home(m: mujoco.MjModel, key: int, ids: ModelIds, config: EnvConfig) -
             )
 
 
+def force_limits(m: mujoco.MjModel, actuators: np.ndarray) -> np.ndarray:
+    """(2, n) float32: each actuator's force range, -inf..inf where its force is not limited."""
+    lo, hi = m.actuator_forcerange[actuators].T
+    limited = m.actuator_forcelimited[actuators] != 0  # "auto" is resolved when the model compiles
+    return np.stack([np.where(limited, lo, -np.inf), np.where(limited, hi, np.inf)]).astype(
+        np.float32
+    )
+
+
 def sole_thickness(m: mujoco.MjModel, soles: np.ndarray, config: EnvConfig) -> np.ndarray:
     """Height of each sole geom's lowest point below its centre when the foot is flat."""
     g = mujoco.mjtGeom

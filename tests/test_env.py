@@ -1,6 +1,7 @@
 """Tests of env.py and wrappers.py on CPU. Compiled functions are shared per module (MJX compiles
 are slow), so most tests reuse one small batch of robots and one rollout."""
 
+import copy
 import dataclasses
 import os
 
@@ -12,6 +13,7 @@ import pytest
 
 from config import ConfigError, override
 from env import EnvConfig, WildRobotEnv, nominal_config
+from robot import force_limits
 from wrappers import VecEnv, _where_done
 
 NUM_ENVS = 4
@@ -461,3 +463,27 @@ def test_mirror_matches_a_mirrored_pose(robot):
     lopsided.__dict__.update(quiet.__dict__, home_joints=quiet.home_joints.at[1].add(0.1))
     with pytest.raises(ConfigError, match="home keyframe 'home' is lopsided"):
         lopsided.mirror()
+
+
+def test_torque_limit_counts_servos_at_their_forcerange(robot):
+    """torque_limit counts the servos whose force is within 1% of either end of their forcerange
+    (play.py's definition of "at its torque limit"); servos without a range never count."""
+    env, _, _, _, start, _, _ = robot
+    data, info = jax.tree.map(lambda x: x[0], (start.env.data, start.env.info))
+    s = env._sense(data, info)  # noqa: SLF001
+    hi = env.mj_model.actuator_forcerange[env.ids.actuators, 1]
+    force = np.zeros(env.mj_model.nu, np.float32)
+    force[env.ids.actuators[:3]] = [hi[0], -0.995 * hi[1], 0.98 * hi[2]]  # at, at, just under
+
+    def count(force):
+        sensed = s | {"actuator_force": jnp.asarray(force)}
+        terms, _ = env._reward_terms(sensed, info, jnp.zeros(env.nu), jnp.bool_(False))  # noqa: SLF001
+        return float(terms["torque_limit"])
+
+    assert count(force) == 2.0
+    assert count(np.zeros_like(force)) == 0.0
+    model = copy.deepcopy(env.mj_model)
+    np.testing.assert_array_equal(force_limits(model, env.ids.actuators), [-hi, hi])
+    model.actuator_forcelimited[env.ids.actuators[0]] = False
+    lo, hi2 = force_limits(model, env.ids.actuators)
+    assert np.isinf([lo[0], hi2[0]]).all() and np.array_equal(hi2[1:], hi[1:])
