@@ -16,6 +16,7 @@ import functools
 import json
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -82,6 +83,16 @@ def save_policy(path: str, config: Any, actor_params: Any, actor_norm: RunningSt
 # ---------------------------------------------------------------------------------------------
 # The driver
 # ---------------------------------------------------------------------------------------------
+
+
+def new_reward_term(leaf: str) -> bool:
+    """Whether a leaf a checkpoint lacks is a reward term's value or episode sums
+    (wrappers.EpisodeStats): a run saved before the environment had the term resumes with them
+    at zero (the next step recomputes the value; episodes running then sum it from there)."""
+    ok = bool(re.search(r"(\.|\[')(rewards|term_sums|done_term_sums)('\])?\['\w+'\]$", leaf))
+    if ok and jax.process_index() == 0:
+        print(f"note: the checkpoint has no {leaf} (a newer reward term): it starts at 0")
+    return ok
 
 
 def over_seeds(fn: Callable[..., Any], num_seeds: int) -> Callable[..., Any]:
@@ -171,7 +182,7 @@ def run(
         template = jax.eval_shape(init, keys)
         shardings = parallel.state_shardings(template, mesh)
         if resume:
-            state = runs.restore_tree(checkpoint, template, shardings)
+            state = runs.restore_tree(checkpoint, template, shardings, missing_ok=new_reward_term)
         else:
             state = jax.jit(init, out_shardings=shardings)(keys)
 

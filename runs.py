@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -125,8 +125,15 @@ def load_msgpack(path: str) -> dict[str, Any]:
     return payload
 
 
-def restore_tree(path: str, template: Any, shardings: Any = None) -> Any:
+def restore_tree(
+    path: str,
+    template: Any,
+    shardings: Any = None,
+    missing_ok: Callable[[str], bool] = lambda name: False,
+) -> Any:
     """The pytree saved at `path`, in `template`'s structure; errors name the file and any leaf.
+
+    A leaf the file lacks is an error unless `missing_ok(its path)`: then it starts at zero.
 
     With `shardings` (a pytree like `template`), each leaf becomes a global array laid out by
     its sharding, which may span processes: every process reads the whole file and keeps its part,
@@ -141,9 +148,9 @@ def restore_tree(path: str, template: Any, shardings: Any = None) -> Any:
     restored = []
     places = jax.tree.leaves(shardings) if shardings is not None else None
     for i, (name, want) in enumerate(_leaves_by_path(template).items()):
-        if name not in saved:
+        if name not in saved and not missing_ok(name):
             raise ConfigError(f"checkpoint '{path}' has no {name}")
-        have = np.asarray(saved[name])
+        have = np.asarray(saved[name]) if name in saved else np.zeros(want.shape, want.dtype)
         if have.shape != want.shape or have.dtype != want.dtype:
             raise ConfigError(
                 f"checkpoint '{path}': {name} is {have.dtype}{list(have.shape)}, this config "

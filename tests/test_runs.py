@@ -359,3 +359,29 @@ def test_a_second_start_loads_the_compiled_programs_from_the_cache(tmp_path):
 def test_the_compilation_cache_can_be_switched_off(cli, capsys):
     assert cli(capsys, "lr=1")[0] == 2  # stops at the bad key, after the flags took effect
     assert not jax.config.jax_enable_compilation_cache
+
+
+def test_a_checkpoint_from_before_a_reward_term_resumes_with_it_at_zero(tmp_path, capsys):
+    """A reward term added to the environment after a run was saved: its value and episode sums
+    start at zero on resume, with a note; any other missing leaf is still an error."""
+    path = str(tmp_path / "checkpoint.msgpack")
+    old = {"env": {"rewards": {"pose": np.ones(2, np.float32)},
+                   "term_sums": {"pose": np.full(2, 3.0, np.float32)}},
+           "update": np.int32(7)}  # fmt: skip
+    runs.save_msgpack(path, old)
+    new = jax.tree.map(np.zeros_like, old)
+    new["env"]["rewards"]["torque_limit"] = np.full(2, 5.0, np.float32)
+    new["env"]["term_sums"]["torque_limit"] = np.full(2, 5.0, np.float32)
+    got = runs.restore_tree(path, new, missing_ok=driver.new_reward_term)
+    np.testing.assert_array_equal(got["env"]["rewards"]["torque_limit"], [0.0, 0.0])
+    np.testing.assert_array_equal(got["env"]["term_sums"]["torque_limit"], [0.0, 0.0])
+    np.testing.assert_array_equal(got["env"]["term_sums"]["pose"], [3.0, 3.0])
+    assert (
+        "has no ['env']['term_sums']['torque_limit'] (a newer reward term)"
+        in capsys.readouterr().out
+    )
+    new["params"] = np.zeros(3, np.float32)
+    with pytest.raises(ConfigError, match=r"has no \['params'\]"):
+        runs.restore_tree(path, new, missing_ok=driver.new_reward_term)
+    with pytest.raises(ConfigError, match=r"has no \['env'\]\['rewards'\]\['torque_limit'\]"):
+        runs.restore_tree(path, new)  # strict by default
