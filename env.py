@@ -36,7 +36,7 @@ from config import (
     span,
 )
 from interface import State
-from robot import force_limits, load_model, resolve_names, sole_thickness
+from robot import force_limits, load_model, mirror_image, resolve_names, sole_thickness
 
 with contextlib.redirect_stdout(
     io.StringIO()
@@ -812,41 +812,14 @@ class WildRobotEnv:
         half a cycle (the other foot swings). Raises ConfigError where the model is not a mirror
         image of itself in this sense.
         """
-        m, ids = self.mj_model, self.ids
-        left, right = self.config.mirror_names
         if self.nfeet != 2:
             raise ConfigError(f"mirror: the gait clock mirrors for two feet, not {self.nfeet}")
-        d = mujoco.MjData(m)
-        d.qpos[:] = np.asarray(self.home_qpos)
-        mujoco.mj_kinematics(m, d)
-        base = d.xmat[ids.root].reshape(3, 3)  # world from base
-        flip = np.diag([1.0, -1.0, 1.0])
-        names = [m.joint(j).name for j in ids.joints]
-        axes = [base.T @ d.xaxis[j] for j in ids.joints]
-        anchors = [base.T @ (d.xanchor[j] - d.xpos[ids.root]) for j in ids.joints]
-        joints = np.zeros((self.nu, self.nu))
-        for i, name in enumerate(names):
-            other = name.replace(left, "\0").replace(right, left).replace("\0", right)
-            if other not in names:
-                raise ConfigError(f"mirror: joint '{name}' has no partner '{other}'")
-            j = names.index(other)
-            off = np.linalg.norm(flip @ anchors[i] - anchors[j])
-            if off > 2e-3:  # also catches names that do not tell left from right
-                raise ConfigError(
-                    f"mirror: joint '{name}' is {off * 1000:.0f} mm from the mirror image of "
-                    f"'{other}' (env.mirror_names {self.config.mirror_names})"
-                )
-            sign = -(flip @ axes[i]) @ axes[j]  # a reflected rotation turns about -flip @ axis
-            if abs(abs(sign) - 1.0) > 1e-3:
-                raise ConfigError(
-                    f"mirror: the axis of joint '{name}' is not the mirror image of '{other}''s"
-                )
-            joints[j, i] = np.sign(sign)
+        joints, vector = mirror_image(
+            self.mj_model, self.ids, np.asarray(self.home_qpos), self.config.mirror_names
+        )
         home = np.asarray(self.home_joints)
         if not np.allclose(joints @ home, home, atol=1e-4):
             raise ConfigError(f"mirror: home keyframe '{self.config.home_keyframe}' is lopsided")
-        imu = base.T @ d.site_xmat[ids.imu].reshape(3, 3)  # base from IMU
-        vector = imu.T @ flip @ imu  # a direction in the IMU frame, reflected
         blocks = {"gravity": vector, "gyro": -vector, "joint_pos": joints, "joint_vel": joints,
                   "last_action": joints, "command": np.diag([1.0, -1.0, -1.0]),
                   "phase": -np.eye(2)}  # fmt: skip

@@ -238,6 +238,46 @@ def force_limits(m: mujoco.MjModel, actuators: np.ndarray) -> np.ndarray:
     )
 
 
+def mirror_image(
+    m: mujoco.MjModel, ids: ModelIds, qpos: np.ndarray, mirror_names: tuple[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How the robot's sagittal plane (the base frame's x-z plane at `qpos`) maps it onto itself:
+    (joints, imu): `joints` takes joint values (policy order) to their mirror image, each joint
+    named with mirror_names[0] trading places with the one named with mirror_names[1] (others map
+    to themselves), signed so that its rotation mirrors its partner's; `imu` reflects a direction
+    in the IMU frame. ConfigError where the model is not its own mirror image in this sense.
+    """
+    left, right = mirror_names
+    d = mujoco.MjData(m)
+    d.qpos[:] = qpos
+    mujoco.mj_kinematics(m, d)
+    base = d.xmat[ids.root].reshape(3, 3)  # world from base
+    flip = np.diag([1.0, -1.0, 1.0])
+    names = [m.joint(j).name for j in ids.joints]
+    axes = [base.T @ d.xaxis[j] for j in ids.joints]
+    anchors = [base.T @ (d.xanchor[j] - d.xpos[ids.root]) for j in ids.joints]
+    joints = np.zeros((len(names), len(names)))
+    for i, name in enumerate(names):
+        other = name.replace(left, "\0").replace(right, left).replace("\0", right)
+        if other not in names:
+            raise ConfigError(f"mirror: joint '{name}' has no partner '{other}'")
+        j = names.index(other)
+        off = np.linalg.norm(flip @ anchors[i] - anchors[j])
+        if off > 2e-3:  # also catches names that do not tell left from right
+            raise ConfigError(
+                f"mirror: joint '{name}' is {off * 1000:.0f} mm from the mirror image of "
+                f"'{other}' (env.mirror_names {mirror_names})"
+            )
+        sign = -(flip @ axes[i]) @ axes[j]  # a reflected rotation turns about -flip @ axis
+        if abs(abs(sign) - 1.0) > 1e-3:
+            raise ConfigError(
+                f"mirror: the axis of joint '{name}' is not the mirror image of '{other}''s"
+            )
+        joints[j, i] = np.sign(sign)
+    imu = base.T @ d.site_xmat[ids.imu].reshape(3, 3)  # base from IMU
+    return joints, imu.T @ flip @ imu
+
+
 def sole_thickness(m: mujoco.MjModel, soles: np.ndarray, config: EnvConfig) -> np.ndarray:
     """Height of each sole geom's lowest point below its centre when the foot is flat."""
     g = mujoco.mjtGeom
