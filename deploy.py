@@ -76,6 +76,9 @@ def heading_hold_rate(target, heading, yaw_rate, dt, gain, max_rate, max_lead):
     return heading + error, (yaw_rate + gain * error).clip(-max_rate, max_rate)
 
 
+HOLD_MAX_RATE = 1.0  # rad/s: HeadingHold's largest yaw-rate command (the training range's)
+
+
 class HeadingHold:
     """Turn the joystick's yaw rate into a heading the robot keeps, for a yaw-rate policy.
 
@@ -83,7 +86,7 @@ class HeadingHold:
     between the legs and the IMU, e.g. a waist), so it is the legs' heading, not the chest's.
     """
 
-    def __init__(self, ctrl_dt: float, gain: float = 2.0, max_rate: float = 1.0,
+    def __init__(self, ctrl_dt: float, gain: float = 2.0, max_rate: float = HOLD_MAX_RATE,
                  max_lead: float = 0.5, yaw_joints=()):  # fmt: skip
         self.dt, self.gain, self.max_rate, self.max_lead = ctrl_dt, gain, max_rate, max_lead
         self.yaw_joints = list(yaw_joints)

@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from config import ConfigError
-from deploy import Controller, HeadingHold
+from deploy import HOLD_MAX_RATE, Controller, HeadingHold
 from env import EnvConfig
 from robot import load_model, sole_thickness
 
@@ -23,9 +23,6 @@ from robot import load_model, sole_thickness
 def heading(rot: np.ndarray) -> np.ndarray:
     """Yaw (rad) of world-from-body rotation matrices (..., 3, 3)."""
     return np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
-
-
-HOLD_MAX_RATE = 1.0  # rad/s, the training range's largest yaw-rate command
 
 
 class Hold(NamedTuple):
