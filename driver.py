@@ -169,7 +169,11 @@ def run(
     writer = parallel.is_writer()
     held = runs.hold_run_dir(run_dir, resume) if writer else contextlib.nullcontext()
     with held:
-        trainer = learner.make_train(config, env)
+        if resume and getattr(config, "init_policy", ""):
+            # A resumed run's actor is in its checkpoint: the policy it started from is not read.
+            trainer = learner.make_train(dataclasses.replace(config, init_policy=""), env)
+        else:
+            trainer = learner.make_train(config, env)
         init = init_over_seeds(trainer.init, config.num_seeds)
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds))
         mesh = parallel.make_mesh()

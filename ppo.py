@@ -36,6 +36,7 @@ from config import (
     ConfigError,
     bounded,
     check,
+    file_path,
     load_file,
     one_of,
     override,
@@ -96,6 +97,12 @@ class PPOConfig:
     critic_hidden: tuple[int, ...] = bounded((128, 128), ge=1)
     activation: str = one_of("elu", ACTIVATIONS)
     init_log_std: float = -0.5  # the policy's initial exploration noise (std = exp)
+    # Fine-tuning: a saved policy (or checkpoint; seed 0) whose actor and observation statistics
+    # a fresh run starts from; the critic starts fresh. "": every network starts fresh.
+    init_policy: str = file_path("")
+    # Updates at the start of a run in which only the critic learns (the actor's steps are
+    # dropped), so that a loaded actor is not steered by an untrained critic.
+    critic_warmup: int = bounded(0, ge=0)
     updates_per_chunk: int = bounded(5, ge=1)  # updates per jitted call: the cadence of logging
     # Updates between checkpoints (at chunk ends); always one at the end; 0: only at the end.
     checkpoint_every: int = bounded(50, ge=0)
@@ -371,6 +378,7 @@ class Nets(NamedTuple):
     critic: Critic
     optimizer: optax.GradientTransformation
     mirror: tuple[jax.Array, jax.Array] | None = None  # (obs, action) reflections; None: no loss
+    start: tuple[Any, RunningStats] | None = None  # actor params and statistics of init_policy
 
 
 class Trainer(NamedTuple):
@@ -523,6 +531,11 @@ def learn(
         mirror_action = None if nets.mirror is None else nets.mirror[1]
         grads, metrics = grad_fn(carry.params, minibatch, actor, critic, config, mirror_action)
         updates, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
+        if config.critic_warmup:
+            # Adam still sees the actor's gradients, so its moments have their usual size when
+            # the actor starts learning; only the steps are dropped.
+            held = (state.update < config.critic_warmup).astype(jnp.float32)
+            updates = updates.replace(actor=jax.tree.map(lambda u: u * (1 - held), updates.actor))
         metrics["optim/grad_norm"] = optax.global_norm(grads)
         return SGDCarry(optax.apply_updates(carry.params, updates), opt_state), metrics
 
@@ -566,27 +579,59 @@ def make_nets(config: PPOConfig, env: Any, observe_final: Callable | None = None
                 f"symmetry_coef needs an env with mirror(); {type(env).__name__} has none"
             )
         mirror = tuple(jnp.asarray(m, jnp.float32) for m in env.mirror())
+    actor = Actor(config.actor_hidden, env.action_size, config.activation, config.init_log_std)
+    start = None
+    if config.init_policy:
+        start = load_start(config.init_policy, actor, env.obs_size)
     return Nets(
         venv=VecEnv(env, config.num_envs, observe_final),
-        actor=Actor(config.actor_hidden, env.action_size, config.activation, config.init_log_std),
+        actor=actor,
         critic=Critic(config.critic_hidden, config.activation),
         optimizer=make_optimizer(config),
         mirror=mirror,
+        start=start,
     )
+
+
+def load_start(path: str, actor: Actor, obs_size: int) -> tuple[Any, RunningStats]:
+    """Actor params and observation statistics of a saved policy, as `actor` on `obs_size`
+    observations would have them; ConfigError naming the first array that does not fit."""
+    _, params, stats = load_policy_params(path)
+    fresh = jax.eval_shape(actor.init, jax.random.PRNGKey(0), jnp.zeros(obs_size))
+    fresh_stats = normalizer_init(obs_size)
+    saved = {"actor": params, "observation statistics": stats}
+    wanted = {"actor": fresh, "observation statistics": fresh_stats}
+    have = dict(jax.tree_util.tree_flatten_with_path(saved)[0])
+    here = f"actor_hidden {actor.hidden}, {obs_size} observations, {actor.action_size} actions"
+    for key, want in jax.tree_util.tree_flatten_with_path(wanted)[0]:
+        name = jax.tree_util.keystr(key, simple=True, separator="/")
+        if key not in have:
+            raise ConfigError(f"init_policy '{path}' has no {name}: this config has {here}")
+        if have[key].shape != want.shape:
+            raise ConfigError(
+                f"init_policy '{path}' does not fit this config: {name} is "
+                f"{tuple(have[key].shape)} there, {want.shape} here ({here})"
+            )
+    if len(have) != len(jax.tree.leaves(wanted)):
+        raise ConfigError(f"init_policy '{path}' has more actor arrays than this config ({here})")
+    cast = jax.tree.map(lambda x, like: jnp.asarray(x, like.dtype), saved, wanted)
+    return cast["actor"], cast["observation statistics"]
 
 
 def init_state(key: jax.Array, nets: Nets) -> TrainState:
-    """Fresh networks, optimizer, normalizers and envs."""
+    """Fresh networks (the actor from init_policy where there is one), optimizer, normalizers
+    and envs."""
     env = nets.venv.env
     k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-    params = Params(
-        actor=nets.actor.init(k_actor, jnp.zeros(env.obs_size)),
-        critic=nets.critic.init(k_critic, jnp.zeros(env.critic_obs_size)),
-    )
+    actor = nets.actor.init(k_actor, jnp.zeros(env.obs_size))
+    actor_norm = normalizer_init(env.obs_size)
+    if nets.start is not None:
+        actor, actor_norm = nets.start
+    params = Params(actor=actor, critic=nets.critic.init(k_critic, jnp.zeros(env.critic_obs_size)))
     state = TrainState(
         params=params,
         opt_state=nets.optimizer.init(params),
-        actor_norm=normalizer_init(env.obs_size),
+        actor_norm=actor_norm,
         critic_norm=normalizer_init(env.critic_obs_size),
         env=nets.venv.reset(k_env),
         key=key,

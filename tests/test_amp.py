@@ -235,6 +235,22 @@ def test_resume_equals_uninterrupted_and_the_policy_loads(probe, tmp_path):
     )
 
 
+def test_fine_tunes_a_saved_policy_as_ppo_does(probe, tmp_path):
+    """init_policy and critic_warmup hold in AMP too (its init and update are PPO's): a run
+    started from a saved policy and held for all its updates ends with the file's actor."""
+    config, env, reference, *_ = probe
+    config = dataclasses.replace(config, total_steps=2 * 16 * 8, updates_per_chunk=1)
+    prepared = amp.Prepared(env, reference)
+    amp.run(config, str(tmp_path / "a"), prepared)
+    start = str(tmp_path / "a" / "policy.msgpack")
+    _, saved, _ = ppo.load_policy_params(start)
+    tuned = dataclasses.replace(config, init_policy=start, critic_warmup=2)
+    held = amp.run(tuned, str(tmp_path / "b"), prepared)
+    assert int(held.update[0]) == 2
+    for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(held.params.actor), strict=True):
+        np.testing.assert_array_equal(a, b[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # WildRobot: reference starts and the command line
 # ---------------------------------------------------------------------------------------------

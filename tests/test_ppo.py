@@ -5,9 +5,11 @@ WildRobot config. Everything but the command-line runs uses the physics-free env
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -396,6 +398,60 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         )
         want = jnp.clip(actor.apply(params, normalize(stats, obs))[0], -1, 1)
         np.testing.assert_allclose(policy(obs), want, rtol=1e-6, atol=1e-6)
+
+
+def test_fine_tune_starts_from_a_saved_policy_and_warms_the_critic_first(tmp_path):
+    """init_policy: the actor and its statistics come from the file, the critic starts fresh; for
+    critic_warmup updates only the critic moves; a resumed run does not read the file again."""
+    env = probe_envs.PointMass()
+    base = probe_config(total_steps=2 * 64 * 16, updates_per_chunk=1, **POINT_MASS)
+    ppo.run(base, str(tmp_path / "base"), env)
+    start = tmp_path / "start.msgpack"
+    shutil.copy(tmp_path / "base" / "policy.msgpack", start)
+    _, saved_actor, saved_stats = ppo.load_policy_params(str(start))
+
+    config = dataclasses.replace(base, init_policy=str(start), critic_warmup=2, checkpoint_every=2,
+                                 total_steps=4 * base.batch_size)  # fmt: skip
+    trainer = ppo.make_train(config, env)
+    states = [jax.jit(trainer.init)(jax.random.PRNGKey(7))]
+    chunk = jax.jit(trainer.train_chunk)
+    for _ in range(3):
+        states.append(chunk(states[-1])[0])
+    loaded = (states[0].params.actor, states[0].actor_norm)
+    for a, b in zip(*map(jax.tree.leaves, ((saved_actor, saved_stats), loaded)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    def moved(tree_a, tree_b) -> bool:
+        pairs = zip(*map(jax.tree.leaves, (tree_a, tree_b)), strict=True)
+        return any((a != b).any() for a, b in pairs)
+
+    steps = list(zip(states, states[1:], strict=False))
+    assert [moved(a.params.actor, b.params.actor) for a, b in steps] == [False, False, True]
+    assert all(moved(a.params.critic, b.params.critic) for a, b in steps)
+
+    ppo.run(config, str(tmp_path / "tuned"), env, stop_after=2)
+    start.unlink()  # the checkpoint holds the actor now
+    resumed = ppo.run(config, str(tmp_path / "tuned"), env, resume=True)
+    assert int(resumed.update[0]) == 4
+    with pytest.raises(ConfigError, match="policy file not found: '.*start.msgpack'"):
+        ppo.make_train(config, env)
+
+
+def test_fine_tune_names_a_policy_that_does_not_fit(tmp_path):
+    env = probe_envs.PointMass()
+    base = probe_config(total_steps=64 * 16, updates_per_chunk=1, **POINT_MASS)
+    ppo.run(base, str(tmp_path / "base"), env)
+    start = str(tmp_path / "base" / "policy.msgpack")
+    cases = [
+        ({"actor_hidden": (32, 8)}, r"hidden_1/bias is \(32,\) there, \(8,\) here"),
+        ({"actor_hidden": (32, 32, 32)}, "has no actor/params/hidden_2"),
+        ({"actor_hidden": (32,)}, "more actor arrays"),
+    ]
+    for changes, named in cases:
+        with pytest.raises(ConfigError, match=named):
+            ppo.make_train(dataclasses.replace(base, init_policy=start, **changes), env)
+    with pytest.raises(ConfigError, match="1 observations"):
+        ppo.make_train(dataclasses.replace(base, init_policy=start), probe_envs.RewardedAction())
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
