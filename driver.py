@@ -421,6 +421,8 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         devices = f"{jax.device_count()} devices in {jax.process_count()} processes"
         print(f"run directory {run_dir}: {config.num_updates} updates of "
               f"{config.batch_size:,} steps on {devices}")  # fmt: skip
+        if getattr(config, "init_policy", "") and not args.resume:
+            print(f"actor from {config.init_policy}, held for {config.critic_warmup} updates")
     try:
         run(learner, config, run_dir, env, resume=bool(args.resume), profile=args.profile)
     except ConfigError as e:  # a run directory in use, a checkpoint this config cannot take, ...

@@ -596,7 +596,10 @@ def make_nets(config: PPOConfig, env: Any, observe_final: Callable | None = None
 def load_start(path: str, actor: Actor, obs_size: int) -> tuple[Any, RunningStats]:
     """Actor params and observation statistics of a saved policy, as `actor` on `obs_size`
     observations would have them; ConfigError naming the first array that does not fit."""
-    _, params, stats = load_policy_params(path)
+    try:
+        _, params, stats = load_policy_params(path)
+    except ConfigError as e:
+        raise ConfigError(f"init_policy: {e}") from None
     fresh = jax.eval_shape(actor.init, jax.random.PRNGKey(0), jnp.zeros(obs_size))
     fresh_stats = normalizer_init(obs_size)
     saved = {"actor": params, "observation statistics": stats}

@@ -433,7 +433,7 @@ def test_fine_tune_starts_from_a_saved_policy_and_warms_the_critic_first(tmp_pat
     start.unlink()  # the checkpoint holds the actor now
     resumed = ppo.run(config, str(tmp_path / "tuned"), env, resume=True)
     assert int(resumed.update[0]) == 4
-    with pytest.raises(ConfigError, match="policy file not found: '.*start.msgpack'"):
+    with pytest.raises(ConfigError, match="init_policy: policy file not found: '.*start.msgpack'"):
         ppo.make_train(config, env)
 
 
