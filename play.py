@@ -2,7 +2,8 @@
 
 Two evaluations of the same policy over a list of commands (forward m/s, or forward, lateral m/s
 and yaw rad/s; `--grid` for the joystick grid), by the same definitions:
-  * jax:    the MJX training environment (batched), default domain randomization on;
+  * jax:    the MJX training environment (batched) with the policy's own domain randomization
+            (its training pushes included: `--set` makes two policies' conditions the same);
   * mujoco: sim-to-sim in plain MuJoCo (the C engine, no JAX env) at sim_dt 0.002 with MuJoCo's
             default solver settings, the policy run by deploy.py from the exported .npz: the
             code path the robot itself uses (sensor readings in, servo targets out).
@@ -17,6 +18,7 @@ its velocity tracking.
     python play.py POLICY --friction 0.4                   # a slippery floor in both simulators
     python play.py POLICY --grid --heading-hold 2          # the yaw command steers a heading
     python play.py POLICY --grid --heading-hold 4 --max-rate 1.5   # ... with up to 1.5 rad/s
+    python play.py POLICY --set randomization.push_velocity=0.1,0.6   # change the env config
 
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
 episodes (instantaneous, so gait oscillation counts), and the net yaw-rate error (the heading's
@@ -56,7 +58,7 @@ import numpy as np
 
 import export
 import ppo
-from config import ConfigError, override
+from config import ConfigError, check, override, parse_overrides
 from deploy import Controller, heading_hold_rate
 from env import AT_LIMIT, EnvConfig, WildRobotEnv
 from sim2sim import (
@@ -400,6 +402,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-rate", type=float, default=HOLD_MAX_RATE, metavar="RAD_PER_S",
                         help="largest yaw-rate command the heading hold sends (past the "
                         "training range, the policy extrapolates)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a field of the policy's env config (e.g. "
+                        "randomization.push_interval=2,6) in both simulators, as far as each "
+                        "uses it")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.max_rate > 0:
         parser.error(f"--max-rate wants a positive yaw rate (rad/s): {args.max_rate}")
@@ -412,6 +418,10 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         config, actor_vars, stats = export.load_checked(args.policy, args.seed)
+        if args.set:
+            changed = override(config.env, parse_overrides(args.set))
+            check(changed)
+            config = dataclasses.replace(config, env=changed)
         if args.friction is not None:
             fixed = {"randomization.floor_friction": (args.friction, args.friction)}
             config = dataclasses.replace(config, env=override(config.env, fixed))

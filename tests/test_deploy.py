@@ -441,6 +441,23 @@ def test_play_and_robustness_hand_the_heading_hold_its_rate_limit(monkeypatch, f
     assert holds == [Hold(4.0, waist, max_rate)] * 2
 
 
+def test_play_sets_env_fields_for_both_evaluations(monkeypatch):
+    """--set KEY=VALUE changes the policy's env config before either simulator sees it."""
+    policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
+    seen = []
+    monkeypatch.setattr(play, "evaluate_jax", lambda config, *a, **k: seen.append(config) or [])
+    monkeypatch.setattr(play, "evaluate_mujoco", lambda config, *a, **k: seen.append(config) or [])
+    monkeypatch.setattr(play, "print_table", lambda *a: None)
+    changes = ["randomization.push_velocity=0.2,0.3", "randomization.push_interval=4,5"]
+    play.main([policy, "--set", changes[0], "--set", changes[1]])
+    assert [c.randomization.push_velocity for c in seen] == [(0.2, 0.3)] * 2
+    assert [c.randomization.push_interval for c in seen] == [(4.0, 5.0)] * 2
+    with pytest.raises(SystemExit, match="unknown config key 'randomization.push_velcity'"):
+        play.main([policy, "--set", "randomization.push_velcity=0.1"])
+    with pytest.raises(SystemExit, match="push_velocity has lo 0.3 > hi 0.2"):
+        play.main([policy, "--set", "randomization.push_velocity=0.3,0.2"])
+
+
 @pytest.mark.parametrize("rate", ["0", "-1", "nan"])
 def test_play_refuses_a_heading_hold_rate_limit_that_is_not_positive(rate, capsys):
     policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
