@@ -137,6 +137,8 @@ def override(config: Any, overrides: dict[str, Any], prefix: str = "", base_dir:
 
 
 def _absolute_if_found(path: str, base_dir: str) -> str:
+    if not path:  # an empty path means "none" (e.g. init_policy), not the folder
+        return path
     full = os.path.join(base_dir, path)
     return os.path.abspath(full) if not os.path.isabs(path) and os.path.exists(full) else path
 
