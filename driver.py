@@ -372,7 +372,7 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         "--cpu-devices",
         type=int,
         metavar="N",
-        help="CPU devices to split the envs over (default: one per core, as many as divide "
+        help="CPU devices to split the envs over (default: two per core, as many as divide "
         "num_envs, at most 8; ignored on a GPU)",
     )
     parser.add_argument(
@@ -418,9 +418,10 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
     except (ConfigError, OSError) as e:
         parser.error(str(e))
     if parallel.is_writer():
-        devices = f"{jax.device_count()} devices in {jax.process_count()} processes"
+        n, p = jax.device_count(), jax.process_count()
+        layout = f"{n} device{'s' if n > 1 else ''} in {p} process{'es' if p > 1 else ''}"
         print(f"run directory {run_dir}: {config.num_updates} updates of "
-              f"{config.batch_size:,} steps on {devices}")  # fmt: skip
+              f"{config.batch_size:,} steps on {layout}")  # fmt: skip
         if getattr(config, "init_policy", "") and not args.resume:
             print(f"actor from {config.init_policy}, held for {config.critic_warmup} updates")
     try:

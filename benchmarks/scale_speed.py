@@ -7,6 +7,11 @@ seed's env steps; raw env steps/s is random actions through the same VecEnv, sam
 
     python benchmarks/scale_speed.py                       # 1024 envs, configs/wildrobot_walk.toml
     python benchmarks/scale_speed.py --num-envs 64 --layouts 1x1 2x1 num_epochs=1
+    python benchmarks/scale_speed.py --layouts 1x1 2x1 4x1 --rounds 3  # a drifting machine
+
+With `--rounds N` the layouts run N times, in reverse order every other round, and a summary gives
+each layout's median rate and its median speed-up over the first layout within a round: a machine
+that slows down or speeds up over minutes then moves every layout of a round alike.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -92,6 +98,7 @@ def main() -> None:
     parser.add_argument("--layouts", nargs="+", default=LAYOUTS, help="DEVICESxSEEDS")
     parser.add_argument("--updates", type=int, default=1, help="PPO updates per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of each program")
+    parser.add_argument("--rounds", type=int, default=1, help="times to run every layout")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per layout")
     parser.add_argument("--devices", type=int, help=argparse.SUPPRESS)  # set in a child
     parser.add_argument("--seeds", type=int, help=argparse.SUPPRESS)
@@ -106,23 +113,48 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f} at start")  # fmt: skip
     print("| devices | seeds | envs per seed | train steps/s | raw env steps/s | compile s |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for layout in args.layouts:
-        devices, seeds = map(int, layout.split("x"))
-        sizes = ["--num-envs", args.num_envs, "--updates", args.updates, "--repeats", args.repeats]
-        cmd = [sys.executable, __file__, "--devices", devices, "--seeds", seeds, *sizes]
-        cmd = [str(c) for c in cmd + ["--config", args.config, *args.overrides]]
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            print(f"| {devices} | {seeds} | not done within {args.timeout:.0f} s |", flush=True)
-            continue
-        if out.returncode != 0:
-            print(f"| {devices} | {seeds} | failed: {out.stderr.strip().splitlines()[-1]} |")
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        assert r["devices"] == devices
-        print(f"| {devices} | {seeds} | {args.num_envs // seeds} | {r['train']:,.0f} | "
-              f"{r['env']:,.0f} | {r['compile']:.1f} |", flush=True)  # fmt: skip
+    rates = {layout: [] for layout in args.layouts}  # train steps/s per round, None if it failed
+    for i in range(args.rounds):
+        for layout in args.layouts[:: -1 if i % 2 else 1]:
+            rates[layout].append(run_layout(layout, args))
+    if args.rounds > 1:
+        summarize(rates, args.layouts[0])
+
+
+def run_layout(layout: str, args: argparse.Namespace) -> float | None:
+    """Measure one layout in a child process, print its row and return its train steps/s."""
+    devices, seeds = map(int, layout.split("x"))
+    sizes = ["--num-envs", args.num_envs, "--updates", args.updates, "--repeats", args.repeats]
+    cmd = [sys.executable, __file__, "--devices", devices, "--seeds", seeds, *sizes]
+    cmd = [str(c) for c in cmd + ["--config", args.config, *args.overrides]]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"| {devices} | {seeds} | not done within {args.timeout:.0f} s |", flush=True)
+        return None
+    if out.returncode != 0:
+        print(f"| {devices} | {seeds} | failed: {out.stderr.strip().splitlines()[-1]} |")
+        return None
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["devices"] == devices
+    print(f"| {devices} | {seeds} | {args.num_envs // seeds} | {r['train']:,.0f} | "
+          f"{r['env']:,.0f} | {r['compile']:.1f} |", flush=True)  # fmt: skip
+    return r["train"]
+
+
+def summarize(rates: dict[str, list[float | None]], base: str) -> None:
+    """Each layout's median train rate, and its median ratio to `base` within a round."""
+    rounds = len(rates[base])
+    print(f"\n| layout | train steps/s, median of {rounds} rounds | over {base}, median |")
+    print("| --- | ---: | ---: |")
+    for layout, runs in rates.items():
+        done = [r for r in runs if r is not None]
+        ratios = [
+            r / b for r, b in zip(runs, rates[base], strict=True) if r is not None and b is not None
+        ]
+        rate = f"{statistics.median(done):,.0f}" if done else "failed"
+        ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
+        print(f"| {layout} | {rate} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

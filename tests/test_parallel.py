@@ -154,16 +154,17 @@ def cores(monkeypatch):
     return set_cores
 
 
-def test_a_cpu_run_takes_one_device_per_core_that_divides_the_envs(cores):
+def test_a_cpu_run_takes_two_devices_per_core_that_divide_the_envs(cores):
     cores(2)
-    assert parallel.cpu_device_count(512) == 2
-    assert parallel.cpu_device_count(7) == 1  # no split of 7 envs over 2 devices
-    cores(6)
-    assert parallel.cpu_device_count(512) == 4  # the most that divide 512
+    assert parallel.cpu_device_count(512) == 4
+    assert parallel.cpu_device_count(6) == 3  # the most of 4 that divide 6
+    assert parallel.cpu_device_count(7) == 1  # no split of 7 envs over 2, 3 or 4 devices
+    cores(3)
+    assert parallel.cpu_device_count(512) == 4  # the most of 6 that divide 512
     cores(64)
     assert parallel.cpu_device_count(4096) == parallel.MAX_CPU_DEVICES
     cores(1)
-    assert parallel.cpu_device_count(512) == 1
+    assert parallel.cpu_device_count(512) == 2
 
 
 def test_a_cpu_device_count_asked_for_or_preset_wins(cores, monkeypatch):
@@ -225,7 +226,8 @@ import parallel
 parallel.use_cpu_devices(parallel.cpu_device_count(8))  # what driver.main does first
 import jax, jax.numpy as jnp
 mesh = parallel.make_mesh()
-x = jax.random.normal(jax.random.PRNGKey(0), (8, 128, 128))
+# 128 matrices a device: 4 a device no longer hung with jax 0.10.2 on a 2-core AMD EPYC, 128 did.
+x = jax.random.normal(jax.random.PRNGKey(0), (256, 64, 64))
 x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(parallel.AXIS)))
 qr = jax.jit(jax.vmap(lambda a: jnp.linalg.qr(a)[0]))  # one batched QR on each device at once
 for i in range(20):
