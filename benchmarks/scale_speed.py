@@ -1,8 +1,8 @@
 """Training throughput over devices and seeds at equal total envs, the raw env rate beside it.
 
 Each layout runs in a process of its own (the CPU device count is fixed when JAX starts):
-1 and 2 devices (`jax_num_cpu_devices`, one per core here) with one seed of
-all the envs, then 1, 2 and 4 seeds sharing them, on one device. Train steps/s counts every
+1, 2 and 4 devices (`jax_num_cpu_devices`; the default on a 2-core machine is 4) with one seed
+of all the envs, then 1, 2 and 4 seeds sharing them, on one device. Train steps/s counts every
 seed's env steps; raw env steps/s is random actions through the same VecEnv, same layout and envs.
 
     python benchmarks/scale_speed.py                       # 1024 envs, configs/wildrobot_walk.toml
@@ -27,7 +27,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAYOUTS = ["1x1", "2x1", "1x2", "1x4"]  # devices x seeds
+LAYOUTS = ["1x1", "2x1", "4x1", "1x2", "1x4"]  # devices x seeds
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
