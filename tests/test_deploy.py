@@ -464,3 +464,41 @@ def test_play_refuses_a_heading_hold_rate_limit_that_is_not_positive(rate, capsy
     with pytest.raises(SystemExit):
         play.main([policy, "--skip", "jax", "--heading-hold", "4", "--max-rate", rate])
     assert f"--max-rate wants a positive yaw rate (rad/s): {float(rate)}" in capsys.readouterr().err
+
+
+def _load_benchmark(name, monkeypatch):
+    spec = importlib.util.spec_from_file_location(name, f"{ROOT}/benchmarks/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_yaw_swing_splits_power_by_gait_harmonic(monkeypatch):
+    """A 1.4 Hz swing and a 20 Hz chatter of half its amplitude (f = 1.5 Hz): 80% / 20%, in the
+    stride's band and the chatter band; a slow 0.2 Hz drift lands below f/3."""
+    yaw_swing = _load_benchmark("yaw_swing", monkeypatch)
+    t = np.arange(SETTLE_STEPS) * 0.02  # 5 s at the control rate: 0.2 Hz bins
+    signal = 0.3 + np.sin(2 * np.pi * 1.4 * t) + 0.5 * np.sin(2 * np.pi * 20.0 * t)
+    np.testing.assert_allclose(yaw_swing.band_shares(signal, 0.02, 1.5), [0, 0.8, 0, 0.2],
+                               atol=1e-6)  # fmt: skip
+    drift = np.sin(2 * np.pi * 0.2 * t) + np.sin(2 * np.pi * 6.0 * t)
+    np.testing.assert_allclose(yaw_swing.band_shares(drift, 0.02, 1.5), [0.5, 0, 0.5, 0],
+                               atol=1e-6)  # fmt: skip
+
+
+def test_yaw_swing_measures_the_shipped_policy_turning_in_place(monkeypatch, capsys, tmp_path):
+    """Turning left in place: the heading-rate error is the command's shortfall plus swing (play.py
+    measures 0.39 instantaneous, 0.25 net), each action recorded once per control step."""
+    yaw_swing = _load_benchmark("yaw_swing", monkeypatch)
+    policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
+    config, actor_vars, stats = export.load_checked(policy, 0)
+    path = str(tmp_path / "policy.npz")
+    export.write_npz(path, config, actor_vars, stats)
+    ctrl = yaw_swing.RecordingController.load(path)
+    row = yaw_swing.measure(config.env, ctrl, (0.0, 0.0, 1.0), episodes=1)
+    assert len(ctrl.actions) == config.env.episode_length
+    assert row["episodes"] == 1 and 0.2 < row["error"] < 0.6, row
+    assert row["shares"].sum() == pytest.approx(1.0) and 0.0 < row["action_change"] < 0.5, row
+    yaw_swing.main([policy, "--commands", "0,0,1", "--episodes", "1"])
+    assert f"| 0.00, 0.00, 1.00 | {row['error']:.3f} |" in capsys.readouterr().out

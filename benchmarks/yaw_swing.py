@@ -1,0 +1,120 @@
+"""Where a policy's yaw-rate error comes from: the heading's rate split into frequency bands.
+
+play.py's instantaneous yaw-rate error counts the stride's swing of the root; its net error (the
+heading's change over 5 s) does not. This splits the swing further. Per command, in plain MuJoCo
+through the NumPy controller (as play.py), over the last 5 s of each surviving episode: the mean
+absolute error of the heading's rate (finite differences at the control rate), the share of that
+signal's power (its mean removed) in four bands set by the gait clock's frequency f, and the mean
+absolute change of the policy's action per control step (action units: a change of 1 moves a
+servo target by `action_scale` rad). Bands: below f/3 (slow drift and turning), f/3 to 2.5 f (the
+stride and its second harmonic), 2.5 f to 5.5 f (the next three harmonics), above 5.5 f (chatter
+from one control step to the next).
+
+    python benchmarks/yaw_swing.py policies/wildrobot_walk.msgpack
+    python benchmarks/yaw_swing.py POLICY --commands 0.3 0,0,1 --episodes 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import export  # noqa: E402
+from config import ConfigError  # noqa: E402
+from deploy import Controller  # noqa: E402
+from play import SETTLE_STEPS, command_triples  # noqa: E402
+from sim2sim import MujocoRobot, run_mujoco_episode  # noqa: E402
+
+# The grid's walking and turning rows (play.GRID without standing still).
+COMMANDS = ["0.3", "0.6", "-0.3", "0,0.3,0", "0,-0.3,0", "0,0,1", "0,0,-1", "0.3,0,0.5"]
+BAND_EDGES = (1 / 3, 2.5, 5.5)  # in multiples of the gait frequency
+BAND_NAMES = ("below f/3", "f/3-2.5f", "2.5f-5.5f", "above 5.5f")
+
+
+def band_shares(signal: np.ndarray, dt: float, gait_frequency: float) -> np.ndarray:
+    """Power of `signal` (mean removed) in each band of BAND_EDGES x gait_frequency; sums to 1."""
+    spectrum = np.abs(np.fft.rfft(signal - signal.mean())) ** 2
+    freqs = np.fft.rfftfreq(len(signal), dt)
+    band = np.searchsorted(np.asarray(BAND_EDGES) * gait_frequency, freqs, side="right")
+    power = np.bincount(band, weights=spectrum, minlength=len(BAND_EDGES) + 1)
+    return power / max(power.sum(), 1e-12)
+
+
+class RecordingController(Controller):
+    """A Controller that keeps every action it sends."""
+
+    def reset(self, phase: float = 0.0) -> None:
+        super().reset(phase)
+        self.actions = []
+
+    def step(self, *args, **kwargs) -> np.ndarray:
+        targets = super().step(*args, **kwargs)
+        self.actions.append(self.last_action.copy())
+        return targets
+
+
+def measure(config, ctrl: RecordingController, command, episodes: int, seed: int = 0) -> dict:
+    """The mean over surviving episodes of the heading-rate error, band shares and action change."""
+    robot, rng = MujocoRobot(config, seed=seed), np.random.default_rng(seed)
+    dt, rows = config.ctrl_dt, []
+    for _ in range(episodes):
+        ep = run_mujoco_episode(robot, ctrl, command, rng.uniform(0, 2 * np.pi))
+        if not ep["alive"][-1] or len(ep["alive"]) < config.episode_length:
+            continue  # a fall: play.py counts those
+        rate = np.gradient(np.unwrap(ep["heading"]), dt)[SETTLE_STEPS:]
+        actions = np.asarray(ctrl.actions)[SETTLE_STEPS:]
+        rows.append((np.abs(rate - command[2]).mean(),
+                     band_shares(rate, dt, config.gait_frequency),
+                     np.abs(np.diff(actions, axis=0)).mean()))  # fmt: skip
+    if not rows:
+        return {"episodes": 0}
+    err, shares, change = zip(*rows, strict=True)
+    return {"episodes": len(rows), "error": float(np.mean(err)),
+            "shares": np.mean(shares, axis=0), "action_change": float(np.mean(change))}  # fmt: skip
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("policy", help="a policy.msgpack (or checkpoint) to evaluate")
+    parser.add_argument("--commands", nargs="+", default=COMMANDS,
+                        help="forward m/s, or forward,lateral,yaw (default: the grid's moving "
+                             "rows)")  # fmt: skip
+    parser.add_argument("--episodes", type=int, default=4, help="10 s episodes a command")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        commands = command_triples(
+            [tuple(float(v) for v in c.split(",")) if "," in c else float(c) for c in args.commands]
+        )
+    except ValueError:
+        parser.error(f"--commands wants numbers or forward,lateral,yaw triples: {args.commands}")
+    try:
+        config, actor_vars, stats = export.load_checked(args.policy, args.seed)
+    except ConfigError as e:
+        raise SystemExit(f"yaw_swing.py: error: {e}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
+        ctrl = RecordingController.load(os.path.join(tmp, "policy.npz"))
+    f = config.env.gait_frequency
+    print(f"Plain MuJoCo, {args.episodes} episodes a command, gait clock f = {f:g} Hz; power "
+          "shares of the heading's rate by band")  # fmt: skip
+    print("| command (fwd, lat, yaw) | heading-rate error rad/s | "
+          + " | ".join(BAND_NAMES) + " | action change per step |")  # fmt: skip
+    print("| --- | ---: | " + "---: | " * len(BAND_NAMES) + "---: |")
+    for cmd in commands:
+        r = measure(config.env, ctrl, tuple(float(c) for c in cmd), args.episodes, args.seed)
+        name = ", ".join(f"{c:.2f}" for c in cmd)
+        if not r["episodes"]:
+            print(f"| {name} | every episode fell |" + " |" * (len(BAND_NAMES) + 1))
+            continue
+        shares = " | ".join(f"{s:.2f}" for s in r["shares"])
+        print(f"| {name} | {r['error']:.3f} | {shares} | {r['action_change']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
