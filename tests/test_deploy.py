@@ -502,3 +502,29 @@ def test_yaw_swing_measures_the_shipped_policy_turning_in_place(monkeypatch, cap
     assert row["shares"].sum() == pytest.approx(1.0) and 0.0 < row["action_change"] < 0.5, row
     yaw_swing.main([policy, "--commands", "0,0,1", "--episodes", "1"])
     assert f"| 0.00, 0.00, 1.00 | {row['error']:.3f} |" in capsys.readouterr().out
+
+
+def test_yaw_swing_unwraps_the_heading_and_skips_falls(monkeypatch):
+    """Still for 4.9 s, then turning at 1.8 rad/s (past +-pi at 6.6 s): over the last 5 s the error
+    against a 2 rad/s command is 0.2, with no spikes at the wraps; an episode that fell is left
+    out."""
+    yaw_swing = _load_benchmark("yaw_swing", monkeypatch)
+    config = EnvConfig()
+    steps, t = config.episode_length, np.arange(config.episode_length) * config.ctrl_dt
+    episodes = iter([steps, steps // 2])  # a whole episode, then one that fell halfway
+
+    class Ctrl:
+        actions = []
+
+    def episode(robot, ctrl, command, phase):
+        n = next(episodes)
+        ctrl.actions = [np.full(9, 0.1 * (i % 2)) for i in range(n)]  # flips by 0.1 each step
+        heading = np.angle(np.exp(1j * 1.8 * np.maximum(t[:n] - 4.9, 0.0)))  # in (-pi, pi]
+        return {"heading": heading, "alive": np.r_[np.ones(n - 1, bool), n == steps]}
+
+    monkeypatch.setattr(yaw_swing, "MujocoRobot", lambda *a, **k: None)
+    monkeypatch.setattr(yaw_swing, "run_mujoco_episode", episode)
+    row = yaw_swing.measure(config, Ctrl(), (0.0, 0.0, 2.0), episodes=2)
+    assert row["episodes"] == 1
+    assert row["error"] == pytest.approx(0.2, abs=1e-6)
+    assert row["action_change"] == pytest.approx(0.1)
