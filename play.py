@@ -78,6 +78,14 @@ GRID = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0), (0.6, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.
         (0.3, -0.2, -0.5)]  # fmt: skip
 
 
+def parse_commands(strings) -> list:
+    """Command-line commands: "0.3" (forward m/s) or "0.3,0.2,0" (forward, lateral, yaw); raises
+    ValueError on anything else."""
+    commands = [tuple(float(v) for v in c.split(",")) if "," in c else float(c) for c in strings]
+    command_triples(commands)
+    return commands
+
+
 def command_triples(commands) -> np.ndarray:
     """(n, 3) commands from forward speeds or (forward, lateral, yaw) triples."""
     triples = [(c, 0.0, 0.0) if np.ndim(c) == 0 else tuple(c) for c in commands]
@@ -410,9 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.max_rate > 0:
         parser.error(f"--max-rate wants a positive yaw rate (rad/s): {args.max_rate}")
     try:
-        commands = GRID if args.grid else [tuple(float(v) for v in c.split(",")) if "," in c
-                                           else float(c) for c in args.commands]  # fmt: skip
-        command_triples(commands)
+        commands = GRID if args.grid else parse_commands(args.commands)
     except ValueError:
         parser.error(f"--commands wants numbers or forward,lateral,yaw triples: {args.commands}")
 

@@ -27,11 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import export  # noqa: E402
 from config import ConfigError  # noqa: E402
 from deploy import Controller  # noqa: E402
-from play import SETTLE_STEPS, command_triples  # noqa: E402
+from play import GRID, SETTLE_STEPS, command_triples, parse_commands  # noqa: E402
 from sim2sim import MujocoRobot, run_mujoco_episode  # noqa: E402
 
-# The grid's walking and turning rows (play.GRID without standing still).
-COMMANDS = ["0.3", "0.6", "-0.3", "0,0.3,0", "0,-0.3,0", "0,0,1", "0,0,-1", "0.3,0,0.5"]
+MOVING = [c for c in GRID if any(c)]  # the grid's rows but standing still
 BAND_EDGES = (1 / 3, 2.5, 5.5)  # in multiples of the gait frequency
 BAND_NAMES = ("below f/3", "f/3-2.5f", "2.5f-5.5f", "above 5.5f")
 
@@ -64,8 +63,8 @@ def measure(config, ctrl: RecordingController, command, episodes: int, seed: int
     dt, rows = config.ctrl_dt, []
     for _ in range(episodes):
         ep = run_mujoco_episode(robot, ctrl, command, rng.uniform(0, 2 * np.pi))
-        if not ep["alive"][-1] or len(ep["alive"]) < config.episode_length:
-            continue  # a fall: play.py counts those
+        if not ep["alive"][-1]:
+            continue  # a fall (the episode ends there): play.py counts those
         rate = np.gradient(np.unwrap(ep["heading"]), dt)[SETTLE_STEPS:]
         actions = np.asarray(ctrl.actions)[SETTLE_STEPS:]
         rows.append((np.abs(rate - command[2]).mean(),
@@ -81,16 +80,14 @@ def measure(config, ctrl: RecordingController, command, episodes: int, seed: int
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="a policy.msgpack (or checkpoint) to evaluate")
-    parser.add_argument("--commands", nargs="+", default=COMMANDS,
+    parser.add_argument("--commands", nargs="+",
                         help="forward m/s, or forward,lateral,yaw (default: the grid's moving "
                              "rows)")  # fmt: skip
     parser.add_argument("--episodes", type=int, default=4, help="10 s episodes a command")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        commands = command_triples(
-            [tuple(float(v) for v in c.split(",")) if "," in c else float(c) for c in args.commands]
-        )
+        commands = command_triples(parse_commands(args.commands) if args.commands else MOVING)
     except ValueError:
         parser.error(f"--commands wants numbers or forward,lateral,yaw triples: {args.commands}")
     try:
