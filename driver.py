@@ -65,18 +65,27 @@ def _policy_entry(actor_params: Any, actor_norm: RunningStats) -> dict[str, Any]
 
 def save_checkpoint(path: str, config: Any, state: Any) -> None:
     """Atomically save a seed-batched TrainState, each seed's policy, and the config."""
-    policies = {
-        str(i): _policy_entry(
-            *jax.tree.map(lambda x, i=i: x[i], (state.params.actor, state.actor_norm))
-        )
-        for i in range(config.num_seeds)
-    }
+    policies = _seed_policies(config.num_seeds, state.params.actor, state.actor_norm)
     runs.save_msgpack(path, state, config=config_json(config), policies=policies)
+
+
+def _seed_policies(num_seeds: int, actor_params: Any, actor_norm: RunningStats) -> dict[str, Any]:
+    """Each seed's policy entry, from actor params and normalizer with a leading seed axis."""
+    return {
+        str(i): _policy_entry(*jax.tree.map(lambda x, i=i: x[i], (actor_params, actor_norm)))
+        for i in range(num_seeds)
+    }
 
 
 def save_policy(path: str, config: Any, actor_params: Any, actor_norm: RunningStats) -> None:
     """Atomically save one policy (actor params, actor normalizer, config) for load_policy."""
     policies = {"0": _policy_entry(actor_params, actor_norm)}
+    runs.save_msgpack(path, config=config_json(config), policies=policies)
+
+
+def save_policies(path: str, config: Any, actor_params: Any, actor_norm: RunningStats) -> None:
+    """Atomically save every seed's policy (leading seed axis) for load_policy(path, seed)."""
+    policies = _seed_policies(config.num_seeds, actor_params, actor_norm)
     runs.save_msgpack(path, config=config_json(config), policies=policies)
 
 
@@ -249,8 +258,7 @@ def run(
         if done == config.num_updates:
             host = parallel.to_host((state.params.actor, state.actor_norm))
         if done == config.num_updates and log:
-            first_seed = jax.tree.map(lambda x: x[0], host)
-            save_policy(os.path.join(run_dir, "policy.msgpack"), config, *first_seed)
+            save_policies(os.path.join(run_dir, "policy.msgpack"), config, *host)
             curves = os.path.join(run_dir, "learning_curves.png")
             runs.plot_curves(log.path, curves, learner.panels)
     return state

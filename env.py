@@ -60,6 +60,7 @@ class RewardScales:
 
     tracking_lin_vel: float = 2.0  # exp(-|cmd_xy - v_xy|^2 / sigma), base frame
     tracking_ang_vel: float = 0.5  # exp(-(cmd_yaw - w_z)^2 / sigma)
+    ang_vel_error: float = 0.0  # (cmd_yaw - w_z)^2: unlike the tracking term, never saturates
     orientation: float = -5.0  # squared tilt of gravity in the base frame
     base_height: float = -50.0  # squared error to base_height_target
     torques: float = -2e-4  # sum of squared actuator forces
@@ -766,6 +767,7 @@ class WildRobotEnv:
         terms = {
             "tracking_lin_vel": jnp.exp(-lin_err / c.tracking_sigma),
             "tracking_ang_vel": jnp.exp(-yaw_err / c.yaw_tracking_sigma),
+            "ang_vel_error": yaw_err,
             "orientation": jnp.sum(s["base_gravity"][:2] ** 2),
             "base_height": (s["base_height"] - c.base_height_target) ** 2,
             "torques": jnp.sum(s["actuator_force"] ** 2),

@@ -84,7 +84,8 @@ def main(argv=None) -> None:
                         help="forward m/s, or forward,lateral,yaw (default: the grid's moving "
                              "rows)")  # fmt: skip
     parser.add_argument("--episodes", type=int, default=4, help="10 s episodes a command")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run "
+                        "(every seed is measured on the same episodes)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         commands = command_triples(parse_commands(args.commands) if args.commands else MOVING)
@@ -104,7 +105,7 @@ def main(argv=None) -> None:
           + " | ".join(BAND_NAMES) + " | action change per step |")  # fmt: skip
     print("| --- | ---: | " + "---: | " * len(BAND_NAMES) + "---: |")
     for cmd in commands:
-        r = measure(config.env, ctrl, tuple(float(c) for c in cmd), args.episodes, args.seed)
+        r = measure(config.env, ctrl, tuple(float(c) for c in cmd), args.episodes)
         name = ", ".join(f"{c:.2f}" for c in cmd)
         if not r["episodes"]:
             print(f"| {name} | every episode fell |" + " |" * (len(BAND_NAMES) + 1))

@@ -400,7 +400,8 @@ def test_velocity_error_metrics_follow_the_base_velocity(robot):
 
 
 def test_tracking_rewards_use_their_own_sharpness(robot):
-    """exp(-|cmd_xy - v_xy|^2 / tracking_sigma) and exp(-(cmd_yaw - w_z)^2 / yaw_tracking_sigma)."""
+    """exp(-|cmd_xy - v_xy|^2 / tracking_sigma) and exp(-(cmd_yaw - w_z)^2 / yaw_tracking_sigma);
+    the ang_vel_error cost is (cmd_yaw - w_z)^2 itself."""
     env, _, _, _, start, _, _ = robot
     sharp = WildRobotEnv(override(env.config, {"tracking_sigma": 0.03, "yaw_tracking_sigma": 0.25}))
     data, info = jax.tree.map(lambda x: x[0], (start.env.data, start.env.info))
@@ -412,6 +413,7 @@ def test_tracking_rewards_use_their_own_sharpness(robot):
         terms["tracking_lin_vel"], np.exp(-(0.1**2 + 0.1**2) / 0.03), rtol=1e-5
     )
     np.testing.assert_allclose(terms["tracking_ang_vel"], np.exp(-(0.5**2) / 0.25), rtol=1e-5)
+    np.testing.assert_allclose(terms["ang_vel_error"], 0.5**2, rtol=1e-5)
 
 
 def test_mirror_matches_a_mirrored_pose(robot):

@@ -390,7 +390,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     # The saved policy acts like the trained actor: clip(mean(normalized obs)).
     obs = jax.random.normal(jax.random.PRNGKey(1), (5, env.obs_size))
     actor = ppo.Actor(config.actor_hidden, env.action_size, config.activation)
-    for path, seed in [("policy.msgpack", 0), ("checkpoint.msgpack", 1)]:
+    for path, seed in [("policy.msgpack", 0), ("policy.msgpack", 1), ("checkpoint.msgpack", 1)]:
         env_config, policy = ppo.load_policy(str(tmp_path / "b" / path), seed=seed)
         assert env_config == config.env
         params, stats = jax.tree.map(
