@@ -168,10 +168,10 @@ def run(
 
     A fresh run needs `run_dir` absent or empty; `resume` continues from its checkpoint.msgpack
     and changes nothing there until that has been restored. `stop_after` stops after that many
-    updates as an interrupted run would (without final files). Ctrl-C saves a checkpoint of the
-    last finished chunk, then raises KeyboardInterrupt. The envs are split over every device of
-    every process (parallel.py); only process 0 writes `run_dir` and prints, and every process
-    of a resumed run reads the checkpoint.
+    updates as an interrupted run would (without final files). Ctrl-C or SIGTERM saves a
+    checkpoint of the last finished chunk, then raises KeyboardInterrupt(signal number). The envs
+    are split over every device of every process (parallel.py); only process 0 writes `run_dir`
+    and prints, and every process of a resumed run reads the checkpoint.
     """
     t0 = time.perf_counter()
     checkpoint = os.path.join(run_dir, "checkpoint.msgpack")
@@ -247,7 +247,7 @@ def run(
                     if done == config.num_updates or (every > 0 and done // every > first // every):
                         save(state)
                     if interrupted:
-                        raise KeyboardInterrupt
+                        raise KeyboardInterrupt(interrupted[0])
         except KeyboardInterrupt:
             save(state)
             say(f"\ninterrupted: saved a checkpoint at update {done}")
@@ -266,29 +266,33 @@ def run(
 
 @contextlib.contextmanager
 def deferred_interrupt() -> Any:
-    """While open, Ctrl-C (SIGINT) is noted in the yielded list rather than raised; a second one
-    raises at once. The training loop checks it after each chunk.
+    """While open, Ctrl-C (SIGINT) and SIGTERM (`kill`, or a batch system's notice before its
+    time limit) are noted in the yielded list rather than acted on; a second one acts at once
+    (KeyboardInterrupt, or the end of the process). The training loop checks it after each chunk.
 
     Raised at once, a KeyboardInterrupt lands in whatever Python code runs at that moment, which
     inside a chunk can be a callback of the compiled program (MuJoCo Warp's FFI calls back into
     Python every step): there it is swallowed, and the process can crash before it saves.
     """
     hits: list[int] = []
-    # Only the main thread receives signals; a SIGINT already ignored (a background job) stays so.
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        yield hits
-        return
+    previous: dict[int, Any] = {}
 
     def note(signum: int, _frame: Any) -> None:
         hits.append(signum)
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous[signum])
 
-    previous = signal.signal(signal.SIGINT, note)
+    # Only the main thread receives signals; one already ignored (SIGINT in a background job of a
+    # shell script) stays so, and so does one whose handler is not Python's.
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if handler is not None and handler is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, note)
     try:
         yield hits
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def duration(seconds: float) -> str:
@@ -436,11 +440,12 @@ def main(learner: Learner, argv: list[str] | None = None) -> None:
         run(learner, config, run_dir, env, resume=bool(args.resume), profile=args.profile)
     except ConfigError as e:  # a run directory in use, a checkpoint this config cannot take, ...
         parser.error(str(e))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if not parallel.is_writer():
             pass
         elif os.path.exists(os.path.join(run_dir, "checkpoint.msgpack")):
             print(f"continue with: python {learner.script} --resume {run_dir}")
         else:
             print(f"stopped before anything was saved: nothing to resume in {run_dir}")
-        raise SystemExit(130) from None  # 128 + SIGINT, as a shell reports a Ctrl-C
+        signum = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
+        raise SystemExit(128 + signum) from None  # as a shell reports a Ctrl-C (130) or a kill

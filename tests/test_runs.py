@@ -259,25 +259,40 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     assert records(run_dir) == [(u, s) for u in range(1, 9) for s in range(2)]
 
 
-def test_a_real_ctrl_c_waits_for_the_chunk(cli, capsys, tmp_path, monkeypatch):
-    """SIGINT in the middle of a chunk's logging: the chunk finishes, is logged and saved; the
-    signal is not raised into whatever code runs when it arrives (driver.deferred_interrupt)."""
+def _killed(signum, _frame):
+    """Stands in for SIGTERM's default action, which would end the test process."""
+    raise AssertionError(f"signal {signum} reached the process's own handler")
+
+
+@pytest.mark.parametrize(
+    "signum, handler",
+    [(signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _killed)],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_real_ctrl_c_or_kill_waits_for_the_chunk(
+    cli, capsys, tmp_path, monkeypatch, signum, handler
+):
+    """SIGINT (Ctrl-C) or SIGTERM (`kill`, a batch system's time limit) in the middle of a chunk's
+    logging: the chunk finishes, is logged and saved, and the exit code is the shell's for that
+    signal; the signal is not acted on in whatever code runs when it arrives
+    (driver.deferred_interrupt)."""
     run_dir = str(tmp_path / "run")
     write = runs.MetricsLog.write
 
     def signalled_in_chunk_3(log, metrics, first_update, batch_size):
         if first_update == 4:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
         write(log, metrics, first_update, batch_size)  # still runs: nothing was raised
 
     monkeypatch.setattr(runs.MetricsLog, "write", signalled_in_chunk_3)
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    before = signal.signal(signum, handler)  # Ctrl-C as in a terminal
     try:
         code, out, _ = cli(capsys, "--run-dir", run_dir, "checkpoint_every=0")
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        assert signal.getsignal(signum) is handler  # restored
     finally:
-        signal.signal(signal.SIGINT, handler)
-    assert code == 130
+        signal.signal(signum, before)
+    assert code == 128 + signum
+    assert f"continue with: python ppo.py --resume {run_dir}" in out
     checkpoint = runs.load_msgpack(os.path.join(run_dir, "checkpoint.msgpack"))
     assert list(checkpoint["leaves"][".update"]) == [6, 6]  # chunk 3's end
     assert records(run_dir) == [(u, s) for u in range(1, 7) for s in range(2)]
