@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
 
 import ppo
 from config import ConfigError
+from deploy import Controller
 from env import WildRobotEnv
 from wrappers import RunningStats, normalizer_scale
 
@@ -51,6 +53,16 @@ def write_npz(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: RunningS
         gait_frequency=config.env.gait_frequency,
         **arrays,
     )
+
+
+def exported_controller(config: ppo.PPOConfig, actor_vars: Any, stats: RunningStats,
+                        controller: type[Controller] = Controller) -> Controller:  # fmt: skip
+    """`controller` (deploy.Controller or a subclass) loaded from this policy's .npz, written to a
+    temporary file: evaluations run the file the robot runs, not JAX."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "policy.npz")
+        write_npz(path, config, actor_vars, stats)
+        return controller.load(path)
 
 
 def write_onnx(path: str, config: ppo.PPOConfig, actor_vars: Any, stats: RunningStats) -> None:

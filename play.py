@@ -42,7 +42,6 @@ import argparse
 import ctypes.util
 import dataclasses
 import os
-import tempfile
 import time
 from typing import NamedTuple
 
@@ -436,9 +435,7 @@ def main(argv: list[str] | None = None) -> None:
             hold = Hold(args.heading_hold, heading_joints(config.env), args.max_rate)
     except ConfigError as e:
         raise SystemExit(f"play.py: error: {e}") from None
-    with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file, not JAX
-        export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
-        ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
+    ctrl = export.exported_controller(config, actor_vars, stats)  # the file the robot runs
     policy = jax.vmap(ppo.make_policy(config, actor_vars, stats))
     if "jax" not in args.skip:
         rows = evaluate_jax(config.env, policy, commands, args.episodes, hold=hold)

@@ -20,7 +20,6 @@ import dataclasses
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 
 import mujoco
@@ -171,9 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ConfigError as e:
         raise SystemExit(f"robustness.py: error: {e}") from None
-    with tempfile.TemporaryDirectory() as tmp:  # the robot runs the exported file
-        export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
-        ctrl = Controller.load(os.path.join(tmp, "policy.npz"))
+    ctrl = export.exported_controller(config, actor_vars, stats)  # the file the robot runs
     conditions = [c for c in CONDITIONS
                   if not args.only or any(w in c.name for w in args.only)]  # fmt: skip
     steering = (

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -95,9 +94,7 @@ def main(argv=None) -> None:
         config, actor_vars, stats = export.load_checked(args.policy, args.seed)
     except ConfigError as e:
         raise SystemExit(f"yaw_swing.py: error: {e}") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        export.write_npz(os.path.join(tmp, "policy.npz"), config, actor_vars, stats)
-        ctrl = RecordingController.load(os.path.join(tmp, "policy.npz"))
+    ctrl = export.exported_controller(config, actor_vars, stats, RecordingController)
     f = config.env.gait_frequency
     print(f"Plain MuJoCo, {args.episodes} episodes a command, gait clock f = {f:g} Hz; power "
           "shares of the heading's rate by band")  # fmt: skip

@@ -487,15 +487,13 @@ def test_yaw_swing_splits_power_by_gait_harmonic(monkeypatch):
                                atol=1e-6)  # fmt: skip
 
 
-def test_yaw_swing_measures_the_shipped_policy_turning_in_place(monkeypatch, capsys, tmp_path):
+def test_yaw_swing_measures_the_shipped_policy_turning_in_place(monkeypatch, capsys):
     """Turning left in place: the heading-rate error is the command's shortfall plus swing (play.py
     measures 0.39 instantaneous, 0.25 net), each action recorded once per control step."""
     yaw_swing = _load_benchmark("yaw_swing", monkeypatch)
     policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
     config, actor_vars, stats = export.load_checked(policy, 0)
-    path = str(tmp_path / "policy.npz")
-    export.write_npz(path, config, actor_vars, stats)
-    ctrl = yaw_swing.RecordingController.load(path)
+    ctrl = export.exported_controller(config, actor_vars, stats, yaw_swing.RecordingController)
     row = yaw_swing.measure(config.env, ctrl, (0.0, 0.0, 1.0), episodes=1)
     assert len(ctrl.actions) == config.env.episode_length
     assert row["episodes"] == 1 and 0.2 < row["error"] < 0.6, row
