@@ -61,6 +61,7 @@ class RewardScales:
     tracking_lin_vel: float = 2.0  # exp(-|cmd_xy - v_xy|^2 / sigma), base frame
     tracking_ang_vel: float = 0.5  # exp(-(cmd_yaw - w_z)^2 / sigma)
     ang_vel_error: float = 0.0  # (cmd_yaw - w_z)^2: unlike the tracking term, never saturates
+    torso_twist: float = 0.0  # squared yaw rate of the IMU's body against the base (a waist)
     orientation: float = -5.0  # squared tilt of gravity in the base frame
     base_height: float = -50.0  # squared error to base_height_target
     torques: float = -2e-4  # sum of squared actuator forces
@@ -695,6 +696,8 @@ class WildRobotEnv:
             "joint_vel": data.qvel[ids.qvel],
             "base_lin_vel": base_rot.T @ data.qvel[:3],
             "base_ang_vel": base_rot.T @ data.cvel[ids.root, :3],
+            # Yaw rate (world z) of the IMU's body relative to the base: 0 if the IMU is on it.
+            "twist_rate": data.cvel[ids.imu_body, 2] - data.cvel[ids.root, 2],
             "base_gravity": base_rot.T @ jnp.array([0.0, 0.0, -1.0]),
             "base_height": data.qpos[2],
             "roll": roll,
@@ -768,6 +771,7 @@ class WildRobotEnv:
             "tracking_lin_vel": jnp.exp(-lin_err / c.tracking_sigma),
             "tracking_ang_vel": jnp.exp(-yaw_err / c.yaw_tracking_sigma),
             "ang_vel_error": yaw_err,
+            "torso_twist": s["twist_rate"] ** 2,
             "orientation": jnp.sum(s["base_gravity"][:2] ** 2),
             "base_height": (s["base_height"] - c.base_height_target) ** 2,
             "torques": jnp.sum(s["actuator_force"] ** 2),

@@ -23,7 +23,9 @@ its velocity tracking.
 Per command: forward, lateral (m/s) and yaw-rate (rad/s) errors over the last 5 s of surviving
 episodes (instantaneous, so gait oscillation counts), and the net yaw-rate error (the heading's
 change over those 5 s per second, against the command: the stride's yaw swing cancels out, what is
-left is how far the robot turns too much or too little); fall rate; heading drift (degrees per
+left is how far the robot turns too much or too little); torso twist (the mean absolute yaw rate
+of the IMU's body against the root over the same 5 s: the waist turning the chest, which the
+robot's gyro reads); fall rate; heading drift (degrees per
 10 s, zero-yaw commands only: the change of the root's yaw over the episode); mean and max absolute
 servo torque; the largest share of time any servo spends at its torque limit (|force| >= 99% of
 forcerange); left/right balance (mean absolute torque of the servos named left_* over those named
@@ -134,12 +136,14 @@ def evaluate_jax(
             force = state.data.actuator_force[:, env.ids.actuators]
             obs = state.critic_obs
             root_rot = state.data.xmat[:, ids.root]  # yaw rate in the root frame, as env.py
-            yaw_rate = jnp.einsum("nij,ni->nj", root_rot, state.data.cvel[:, ids.root, :3])[:, 2]
+            cvel = state.data.cvel
+            yaw_rate = jnp.einsum("nij,ni->nj", root_rot, cvel[:, ids.root, :3])[:, 2]
             out = {
                 "alive": alive,
                 "vel_err": state.metrics["forward_velocity_error"],
                 "lat_err": state.metrics["lateral_velocity_error"],
                 "yaw_err": jnp.abs(yaw_rate - cmds[:, 2]),  # against the joystick
+                "twist": jnp.abs(cvel[:, ids.imu_body, 2] - cvel[:, ids.root, 2]),  # world z
                 "heading": state.data.xmat[:, env.ids.root],  # reduced to the yaw below
                 "force": force,
                 "joints": state.data.qpos[:, ids.qpos],
@@ -173,8 +177,8 @@ def evaluate_mujoco(
     rng = np.random.default_rng(seed)
     commands = command_triples(commands)
     n = len(commands) * episodes
-    out = {k: np.zeros((steps, n)) for k in
-           ("alive", "vel_err", "lat_err", "yaw_err", "heading", "power", "slip")}  # fmt: skip
+    keys = ("alive", "vel_err", "lat_err", "yaw_err", "twist", "heading", "power", "slip")
+    out = {k: np.zeros((steps, n)) for k in keys}
     out["force"] = np.zeros((steps, n, len(robot.actuators)))
     out["joints"] = np.zeros((steps, n, len(robot.actuators)))
     t0 = time.perf_counter()
@@ -274,6 +278,7 @@ def summarize(out: dict[str, np.ndarray], commands, episodes: int, servos: Servo
                 "lat_err": _masked_mean(out["lat_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
                 "yaw_err": _masked_mean(out["yaw_err"][SETTLE_STEPS:, cols], late, empty=np.nan),
                 "net_yaw_err": float(net_yaw_err.mean()) if len(net_yaw_err) else float("nan"),
+                "twist": _masked_mean(out["twist"][SETTLE_STEPS:, cols], late, empty=np.nan),
                 "fall_rate": float(1 - survived.mean()),
                 "length": float(a.sum(0).mean()),
                 "drift_deg": float(np.degrees(drift.mean()) * 10.0 / seconds)
@@ -304,26 +309,27 @@ def _masked_mean(x: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> float:
 def print_table(title: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{title}")
     print("| command (fwd, lat, yaw) | fwd err m/s | lat err m/s | yaw err rad/s | net yaw err | "
-          "fall rate | "
+          "torso twist rad/s | fall rate | "
           "heading drift deg/10 s | mean abs torque N m | max torque | most time at limit | "
           "left/right torque | left/right swing | power W | foot slip m/s |")  # fmt: skip
-    print("| --- |" + " ---: |" * 13)
+    print("| --- |" + " ---: |" * 14)
     for r in rows:
         cmd = ", ".join(f"{c:.2f}" for c in r["command"])
         drift = "-" if np.isnan(r["drift_deg"]) else f"{r['drift_deg']:.1f}"
         print(f"| {cmd} | {r['vel_err']:.3f} | {r['lat_err']:.3f} | {r['yaw_err']:.3f} | "
-              f"{r['net_yaw_err']:.3f} | {r['fall_rate']:.2f} | {drift} | {r['torque']:.2f} | "
+              f"{r['net_yaw_err']:.3f} | {r['twist']:.3f} | {r['fall_rate']:.2f} | {drift} | "
+              f"{r['torque']:.2f} | "
               f"{r['torque_max']:.2f} | "
               f"{r['at_limit']:.0%} ({r['at_limit_servo']}) | {r['left_right']:.2f} | "
               f"{r['swing_left_right']:.2f} | "
               f"{r['power']:.2f} | {r['slip']:.3f} |")  # fmt: skip
-    keys = ("vel_err", "lat_err", "yaw_err", "net_yaw_err")
+    keys = ("vel_err", "lat_err", "yaw_err", "net_yaw_err", "twist")
     mean = {k: np.nanmean([r[k] for r in rows]) for k in keys}
     falls = np.mean([r["fall_rate"] for r in rows])
     print(
         f"overall: mean abs error forward {mean['vel_err']:.3f} m/s, lateral "
         f"{mean['lat_err']:.3f} m/s, yaw {mean['yaw_err']:.3f} rad/s (net over 5 s "
-        f"{mean['net_yaw_err']:.3f}); fall rate {falls:.3f}"
+        f"{mean['net_yaw_err']:.3f}, torso twist {mean['twist']:.3f}); fall rate {falls:.3f}"
     )
 
 

@@ -101,6 +101,7 @@ class MujocoRobot:
         self.vadr = m.jnt_dofadr[self.joints]
         self.actuators = [m.actuator(a).id for a in env_config.actuators]
         self.imu = m.site(env_config.imu_site).id
+        self.imu_body = m.site_bodyid[self.imu]
         self.root = m.body(env_config.root_body).id
         self.feet = [m.site(s).id for s in env_config.feet_sites]
         self.soles = np.array([m.geom(g).id for g in env_config.sole_geoms])
@@ -166,6 +167,15 @@ class MujocoRobot:
     def forward_velocity(self) -> float:
         return float(self.base_velocity()[0])
 
+    def twist_rate(self) -> float:
+        """Yaw rate (world z, rad/s) of the IMU's body against the root, as env.py's torso_twist:
+        what the chest gyro sees of the waist turning."""
+        imu, root = np.zeros(6), np.zeros(6)
+        body = mujoco.mjtObj.mjOBJ_BODY
+        mujoco.mj_objectVelocity(self.model, self.data, body, self.imu_body, imu, 0)
+        mujoco.mj_objectVelocity(self.model, self.data, body, self.root, root, 0)
+        return float(imu[2] - root[2])
+
     def heading(self) -> float:
         return float(heading(self.data.xmat[self.root].reshape(3, 3)))
 
@@ -201,8 +211,8 @@ def run_mujoco_episode(
     if hold is not None:
         steer = HeadingHold(robot.config.ctrl_dt, hold.gain, hold.max_rate, hold.max_lead,
                             hold.yaw_joints)  # fmt: skip
-    keys = ("alive", "vel", "vel_err", "lat_err", "yaw_err", "heading", "force", "joints", "power",
-            "slip")  # fmt: skip
+    keys = ("alive", "vel", "vel_err", "lat_err", "yaw_err", "twist", "heading", "force", "joints",
+            "power", "slip")  # fmt: skip
     rows = {k: [] for k in keys}
     alive = True
     for t in range(robot.config.episode_length):
@@ -225,6 +235,7 @@ def run_mujoco_episode(
         rows["vel_err"].append(abs(vel[0] - command[0]))
         rows["lat_err"].append(abs(vel[1] - command[1]))
         rows["yaw_err"].append(abs(vel[2] - command[2]))
+        rows["twist"].append(abs(robot.twist_rate()))
         rows["heading"].append(robot.heading())
         rows["force"].append(force.copy())
         rows["joints"].append(robot.data.qpos[robot.qadr].copy())

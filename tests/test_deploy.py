@@ -276,6 +276,7 @@ def test_play_measures_on_hand_values():
         "vel_err": np.full((steps, 4), 0.1),
         "lat_err": np.full((steps, 4), 0.2),
         "yaw_err": np.full((steps, 4), 0.3),
+        "twist": np.full((steps, 4), 0.4),
         "heading": np.angle(np.exp(1j * (np.pi - 0.1 + turn)))[:, None].repeat(4, 1),
         "force": force,
         "joints": np.zeros((steps, 4, 3)),
@@ -286,6 +287,7 @@ def test_play_measures_on_hand_values():
     out["joints"][:, :, 0] = 0.3 * np.sin(2 * np.pi * 1.5 * t)[:, None]  # left swings 0.3 rad
     out["joints"][:, :, 1] = 0.5 + 0.1 * np.sin(2 * np.pi * 1.5 * t)[:, None]  # right 0.1 rad
     out["joints"][:SETTLE_STEPS, :, 1] = 9.0  # before the last 5 s: not counted
+    out["twist"][:SETTLE_STEPS] = 9.0  # before the last 5 s: not counted
     out["alive"][SETTLE_STEPS + 10 :, 2] = False  # the third episode (second command) falls
     out["heading"][SETTLE_STEPS:, 2] = 0.0  # ... and stops turning: none of its rates may count
     rows = summarize(out, [(0.3, 0.0, 0.0), (0.0, 0.0, 0.5)], 2, servos, dt)
@@ -295,6 +297,7 @@ def test_play_measures_on_hand_values():
     assert first["left_right"] == pytest.approx(2.0)
     assert first["swing_left_right"] == pytest.approx(3.0, rel=1e-3)  # standard deviations
     assert (first["vel_err"], first["lat_err"], first["yaw_err"]) == pytest.approx((0.1, 0.2, 0.3))
+    assert first["twist"] == pytest.approx(0.4)
     assert first["fall_rate"] == 0.0 and second["fall_rate"] == 0.5
     rate = np.radians(30.0) / ((steps - 1) * dt)  # the heading turns at a constant rate
     assert first["net_yaw_err"] == pytest.approx(rate, rel=1e-6)
@@ -306,7 +309,8 @@ def test_play_measures_on_hand_values():
 
 
 def test_mujoco_robot_reads_base_velocity_in_its_own_frame():
-    """Forward, lateral and yaw rate of the root as env.py defines them (base frame)."""
+    """Forward, lateral and yaw rate of the root as env.py defines them (base frame), and the
+    chest's twist against it."""
     robot = MujocoRobot(NOISELESS, noise=False)
     robot.reset()
     yaw = 0.5
@@ -314,9 +318,11 @@ def test_mujoco_robot_reads_base_velocity_in_its_own_frame():
     world = np.array([np.cos(yaw), np.sin(yaw)]) * 0.3 + np.array([-np.sin(yaw), np.cos(yaw)]) * 0.1
     robot.data.qvel[:2] = world  # 0.3 m/s forward and 0.1 m/s to the left of the turned body
     robot.data.qvel[5] = 0.7  # free joint angular velocity: body frame
+    robot.data.qvel[robot.vadr[NOISELESS.actuators.index("waist_yaw")]] = 0.4
     mujoco.mj_forward(robot.model, robot.data)
     np.testing.assert_allclose(robot.base_velocity(), [0.3, 0.1, 0.7], atol=1e-6)
     assert robot.heading() == pytest.approx(yaw)
+    assert robot.twist_rate() == pytest.approx(0.4)  # the chest turns on the waist, not the root
 
 
 def test_mujoco_pushes_kick_the_root_at_their_interval():

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from mujoco import mjx
 
 from config import ConfigError, override
 from env import EnvConfig, WildRobotEnv, nominal_config
@@ -401,7 +402,8 @@ def test_velocity_error_metrics_follow_the_base_velocity(robot):
 
 def test_tracking_rewards_use_their_own_sharpness(robot):
     """exp(-|cmd_xy - v_xy|^2 / tracking_sigma) and exp(-(cmd_yaw - w_z)^2 / yaw_tracking_sigma);
-    the ang_vel_error cost is (cmd_yaw - w_z)^2 itself."""
+    the ang_vel_error cost is (cmd_yaw - w_z)^2 itself; torso_twist is the squared yaw rate of the
+    IMU's body against the base."""
     env, _, _, _, start, _, _ = robot
     sharp = WildRobotEnv(override(env.config, {"tracking_sigma": 0.03, "yaw_tracking_sigma": 0.25}))
     data, info = jax.tree.map(lambda x: x[0], (start.env.data, start.env.info))
@@ -414,6 +416,12 @@ def test_tracking_rewards_use_their_own_sharpness(robot):
     )
     np.testing.assert_allclose(terms["tracking_ang_vel"], np.exp(-(0.5**2) / 0.25), rtol=1e-5)
     np.testing.assert_allclose(terms["ang_vel_error"], 0.5**2, rtol=1e-5)
+    # The waist turning at 0.7 rad/s on a base yawing at 0.2 rad/s: the torso twists at 0.7.
+    waist = env.config.actuators.index("waist_yaw")
+    qvel = data.qvel.at[5].set(0.2).at[env.ids.qvel[waist]].set(0.7)
+    s = sharp._sense(mjx.forward(env.model, data.replace(qvel=qvel)), info)  # noqa: SLF001
+    terms, _ = sharp._reward_terms(s, info, jnp.zeros(env.nu), jnp.bool_(False))  # noqa: SLF001
+    np.testing.assert_allclose(terms["torso_twist"], 0.7**2, rtol=1e-3)
 
 
 def test_mirror_matches_a_mirrored_pose(robot):
