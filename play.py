@@ -13,7 +13,7 @@ its velocity tracking.
     python play.py runs/<run>/policy.msgpack                            # both tables
     python play.py POLICY --episodes 16 --commands 0 0.1 0.2 0.3 0.4 0.5
     python play.py POLICY --grid                                        # joystick commands
-    python play.py POLICY --commands 0.3,0.2,0 0,0,1                    # forward,lateral,yaw
+    python play.py POLICY --commands 0.3,0.2,0 -0.3,0,0 0,0,-1          # forward,lateral,yaw
     python play.py POLICY --pushes 0.3 0.4 0.5             # + fall rate vs push size, every 3 s
     python play.py POLICY --friction 0.4                   # a slippery floor in both simulators
     python play.py POLICY --grid --heading-hold 2          # the yaw command steers a heading
@@ -44,6 +44,8 @@ import argparse
 import ctypes.util
 import dataclasses
 import os
+import re
+import sys
 import time
 from typing import NamedTuple
 
@@ -77,6 +79,14 @@ SETTLE_STEPS = 250  # tracking error is measured over the last 5 s of a 10 s epi
 GRID = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0), (0.6, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0),
         (0.0, -0.3, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, -1.0), (0.3, 0.2, 0.0), (0.3, 0.0, 0.5),
         (0.3, -0.2, -0.5)]  # fmt: skip
+
+
+def command_args(argv: list[str]) -> list[str]:
+    """argv with negative command triples ("-0.3,0,0") marked as values, not options: argparse
+    takes a word that starts with "-" for an option unless it is a plain number or holds a space,
+    so such a word gets a leading space (float() ignores it)."""
+    triple = re.compile(r"-\d*\.?\d+(,-?\d*\.?\d+)+")
+    return [" " + a if triple.fullmatch(a) else a for a in argv]
 
 
 def parse_commands(strings) -> list:
@@ -419,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="change a field of the policy's env config (e.g. "
                         "randomization.push_interval=2,6) in both simulators, as far as each "
                         "uses it")  # fmt: skip
-    args = parser.parse_args(argv)
+    args = parser.parse_args(command_args(sys.argv[1:] if argv is None else argv))
     if not args.max_rate > 0:
         parser.error(f"--max-rate wants a positive yaw rate (rad/s): {args.max_rate}")
     try:

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import export  # noqa: E402
 from config import ConfigError  # noqa: E402
 from deploy import Controller  # noqa: E402
-from play import GRID, SETTLE_STEPS, command_triples, parse_commands  # noqa: E402
+from play import GRID, SETTLE_STEPS, command_args, command_triples, parse_commands  # noqa: E402
 from sim2sim import MujocoRobot, run_mujoco_episode  # noqa: E402
 
 MOVING = [c for c in GRID if any(c)]  # the grid's rows but standing still
@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     parser.add_argument("--episodes", type=int, default=4, help="10 s episodes a command")
     parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run "
                         "(every seed is measured on the same episodes)")  # fmt: skip
-    args = parser.parse_args(argv)
+    args = parser.parse_args(command_args(sys.argv[1:] if argv is None else argv))
     try:
         commands = command_triples(parse_commands(args.commands) if args.commands else MOVING)
     except ValueError:

@@ -464,6 +464,19 @@ def test_play_sets_env_fields_for_both_evaluations(monkeypatch):
         play.main([policy, "--set", "randomization.push_velocity=0.3,0.2"])
 
 
+def test_play_takes_negative_commands(monkeypatch):
+    """Backwards, rightwards and clockwise commands are values on the command line, not options
+    argparse does not know."""
+    policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
+    seen = []
+    monkeypatch.setattr(
+        play, "evaluate_mujoco", lambda config, ctrl, cmds, *a, **k: seen.append(cmds) or []
+    )
+    monkeypatch.setattr(play, "print_table", lambda *a: None)
+    play.main([policy, "--skip", "jax", "--commands", "-0.3,0,0", "0.3", "-0.2", "0,-0.2,-1"])
+    assert seen == [[(-0.3, 0.0, 0.0), 0.3, -0.2, (0.0, -0.2, -1.0)]]
+
+
 @pytest.mark.parametrize("rate", ["0", "-1", "nan"])
 def test_play_refuses_a_heading_hold_rate_limit_that_is_not_positive(rate, capsys):
     policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
