@@ -81,12 +81,12 @@ GRID = [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0), (0.6, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.
         (0.3, -0.2, -0.5)]  # fmt: skip
 
 
-def command_args(argv: list[str]) -> list[str]:
-    """argv with negative command triples ("-0.3,0,0") marked as values, not options: argparse
-    takes a word that starts with "-" for an option unless it is a plain number or holds a space,
-    so such a word gets a leading space (float() ignores it)."""
+def command_args(argv: list[str] | None) -> list[str]:
+    """argv (None: the command line's) with negative command triples ("-0.3,0,0") marked as
+    values, not options: argparse takes a word that starts with "-" for an option unless it is a
+    plain number or holds a space, so such a word gets a leading space (float() ignores it)."""
     triple = re.compile(r"-\d*\.?\d+(,-?\d*\.?\d+)+")
-    return [" " + a if triple.fullmatch(a) else a for a in argv]
+    return [" " + a if triple.fullmatch(a) else a for a in (sys.argv[1:] if argv is None else argv)]
 
 
 def parse_commands(strings) -> list:
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="change a field of the policy's env config (e.g. "
                         "randomization.push_interval=2,6) in both simulators, as far as each "
                         "uses it")  # fmt: skip
-    args = parser.parse_args(command_args(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(command_args(argv))
     if not args.max_rate > 0:
         parser.error(f"--max-rate wants a positive yaw rate (rad/s): {args.max_rate}")
     try:

@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     parser.add_argument("--episodes", type=int, default=4, help="10 s episodes a command")
     parser.add_argument("--seed", type=int, default=0, help="which seed of a multi-seed run "
                         "(every seed is measured on the same episodes)")  # fmt: skip
-    args = parser.parse_args(command_args(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(command_args(argv))
     try:
         commands = command_triples(parse_commands(args.commands) if args.commands else MOVING)
     except ValueError:
