@@ -70,6 +70,7 @@ class RewardScales:
     feet_air_time: float = 2.0  # air time beyond feet_air_time_target at touchdown (walking only)
     feet_phase: float = 1.0  # swing-foot height following the gait clock (walking only)
     feet_slip: float = -0.25  # squared horizontal speed of feet in contact
+    feet_tilt: float = 0.0  # squared tilt (sin^2) of the soles of feet in contact: heel, toe, edge
     joint_limits: float = -5.0  # distance past the soft joint limits
     pose: float = -0.5  # squared deviation from the home pose
     termination: float = -50.0  # once per fall; x ctrl_dt this is a lump penalty of -1
@@ -125,7 +126,8 @@ class EnvConfig:
     root_body: str = "waist"  # the body with the free joint
     torso_body: str = "torso"  # gets the torso mass offset
     imu_site: str = "imu"
-    feet_sites: tuple[str, ...] = ("left_foot", "right_foot")  # at the bottom of each foot
+    # At the bottom of each foot, z along the sole's normal (feet_tilt reads it).
+    feet_sites: tuple[str, ...] = ("left_foot", "right_foot")
     sole_geoms: tuple[str, ...] = (
         "left_sole_front", "left_sole_back", "right_sole_front", "right_sole_back",
     )  # fmt: skip  # grouped per foot, in feet_sites order
@@ -704,6 +706,8 @@ class WildRobotEnv:
             "pitch": pitch,
             "feet_pos": feet_pos,
             "feet_vel": (feet_pos - info.feet_pos) / self.config.ctrl_dt,
+            # sin^2 of each sole's tilt: the horizontal part of its foot site's z axis.
+            "feet_tilt": jnp.sum(data.site_xmat[ids.feet][:, :2, 2] ** 2, axis=1),
             "sole_contact": sole_contact,
             "foot_contact": sole_contact.reshape(self.nfeet, -1).any(axis=1),
             "joint_qpos": data.qpos[ids.qpos],
@@ -783,6 +787,7 @@ class WildRobotEnv:
             "feet_air_time": air_reward,
             "feet_phase": jnp.exp(-height_err / 0.0025) * walking,
             "feet_slip": jnp.sum(contact_speed * contact),
+            "feet_tilt": jnp.sum(s["feet_tilt"] * contact),
             "joint_limits": jnp.sum(past_limits),
             "pose": jnp.sum(s["joint_pos"] ** 2),
             "termination": terminated.astype(jnp.float32),

@@ -521,6 +521,24 @@ def test_yaw_swing_measures_the_shipped_policy_turning_in_place(monkeypatch, cap
     assert f"| 0.00, 0.00, 1.00 | {row['error']:.3f} |" in capsys.readouterr().out
 
 
+def test_yaw_swing_finds_the_stance_foot_turning_the_root(monkeypatch, capsys):
+    """A foot flat on its two capsules touches at four points; walking at 0.3 m/s the shipped
+    policy is mostly in single support, on a heel, toe or edge, and the stance foot's own turning
+    carries most of the root's yaw rate (0.86 over 4 episodes): the other foot's would not."""
+    yaw_swing = _load_benchmark("yaw_swing", monkeypatch)
+    robot = yaw_swing.MujocoRobot(EnvConfig(), noise=False)
+    robot.reset()
+    np.testing.assert_array_equal(yaw_swing.sole_points(robot), [4, 4])
+    policy = os.path.join(ROOT, "policies", "wildrobot_walk.msgpack")
+    config, actor_vars, stats = export.load_checked(policy, 0)
+    ctrl = export.exported_controller(config, actor_vars, stats, yaw_swing.Controller)
+    row = yaw_swing.stance(config.env, ctrl, (0.3, 0.0, 0.0), episodes=1)
+    assert row["episodes"] == 1 and 0.6 < row["single"] < 1.0 and 1.0 < row["points"] < 4.0, row
+    assert 0.5 < row["tilted"] < 1.0 and row["carried"] > 0.6, row
+    yaw_swing.main([policy, "--commands", "0", "--episodes", "1", "--stance"])
+    assert "| 0.00, 0.00, 0.00 | 0.00 | nan |" in capsys.readouterr().out  # standing: no stance
+
+
 def test_yaw_swing_unwraps_the_heading_and_skips_falls(monkeypatch):
     """Still for 4.9 s, then turning at 1.8 rad/s (past +-pi at 6.6 s): over the last 5 s the error
     against a 2 rad/s command is 0.2, with no spikes at the wraps; an episode that fell is left

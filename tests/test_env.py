@@ -431,6 +431,29 @@ def test_tracking_rewards_use_their_own_sharpness(robot):
     np.testing.assert_allclose(terms["torso_twist"], 0.7**2, rtol=1e-3)
 
 
+def test_feet_tilt_is_the_soles_tilt_of_feet_in_contact(robot):
+    """feet_tilt sums sin^2 of each contacting sole's tilt (its foot site's z axis against the
+    vertical): a left ankle pitched by 0.2 rad tilts the left sole by 0.2 rad; a foot in the air
+    does not count."""
+    env, _, _, _, start, _, _ = robot
+    data, info = jax.tree.map(lambda x: x[0], (start.env.data, start.env.info))
+    d = mujoco.MjData(env.mj_model)
+    d.qpos[:] = np.asarray(env.home_qpos)
+    d.qpos[env.mj_model.jnt_qposadr[env.mj_model.joint("left_ankle_pitch").id]] += 0.2
+    mujoco.mj_kinematics(env.mj_model, d)
+    tilted = data.replace(site_xmat=jnp.asarray(d.site_xmat.reshape(-1, 3, 3), jnp.float32))
+    s = env._sense(tilted, info)  # noqa: SLF001
+    np.testing.assert_allclose(s["feet_tilt"], [np.sin(0.2) ** 2, 0.0], atol=1e-6)
+
+    def cost(contact):
+        sensed = s | {"foot_contact": jnp.asarray(contact)}
+        terms, _ = env._reward_terms(sensed, info, jnp.zeros(env.nu), jnp.bool_(False))  # noqa: SLF001
+        return float(terms["feet_tilt"])
+
+    np.testing.assert_allclose(cost([True, True]), np.sin(0.2) ** 2, rtol=1e-5)
+    assert cost([False, True]) < 1e-12  # the flat right foot alone
+
+
 def test_mirror_matches_a_mirrored_pose(robot):
     """The actor observation of a state reflected left-right (root, joints, velocities, command,
     gait clock, last action) is env.mirror()'s reflection of the state's observation; a
