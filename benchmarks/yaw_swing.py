@@ -15,9 +15,10 @@ geoms touching the floor, the other's not), the root's heading can only change b
 foot turning on the floor or by the stance leg's joints (no hip yaw here) turning the root over
 it. Per command: the share of the last 5 s in single support, the stance foot's contact points
 (MuJoCo contacts of its sole geoms; WildRobot's two capsules touch at two points each when the
-foot is flat), the stance foot's mean absolute yaw rate on fewer and on more than half of the
-points a flat foot has, and the share of the root's yaw-rate variance the stance foot carries
-(cov(root, foot) / var(root); the rest is the leg turning the root over the foot).
+foot is flat, as in the home pose), the stance foot's mean absolute yaw rate on half or fewer and
+on more than half of the points it has in the home pose, and the share of the root's yaw-rate
+variance the stance foot carries (cov(root, foot) / var(root); the rest is the leg turning the
+root over the foot).
 
     python benchmarks/yaw_swing.py policies/wildrobot_walk.msgpack
     python benchmarks/yaw_swing.py POLICY --commands 0.3 0,0,1 --episodes 8
@@ -98,7 +99,8 @@ def stance(config, ctrl: Controller, command, episodes: int, seed: int = 0) -> d
     turns (module docstring, --stance)."""
     robot, rng = MujocoRobot(config, seed=seed), np.random.default_rng(seed)
     feet = robot.model.site_bodyid[robot.feet]
-    flat = 2 * robot.soles.size // len(robot.feet)  # points of a foot flat on its soles
+    robot.reset()
+    flat = sole_points(robot).max()  # a foot's contact points standing flat in the home pose
     root_rate, foot_rate, points = [], [], []
     for _ in range(episodes):
         rows = []
