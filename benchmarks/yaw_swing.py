@@ -124,18 +124,17 @@ def stance(config, ctrl: Controller, command, episodes: int, seed: int = 0) -> d
     if not root_rate:
         return {"episodes": 0}
     root, foot, pts = (np.concatenate(x) for x in (root_rate, foot_rate, points))
-    tilted = pts < flat / 2 + 0.5  # half a flat foot's points or fewer: heel, toe or edge
+    tilted = pts <= flat / 2  # half a flat foot's points or fewer: heel, toe or edge
     n = len(root_rate) * (config.episode_length - SETTLE_STEPS)
 
-    def mean_abs(x):
-        return float(np.abs(x).mean()) if len(x) else float("nan")
+    def mean(x):  # nan where there was no single support
+        return float(np.mean(x)) if len(x) else float("nan")
 
     carried = np.cov(root, foot)[0, 1] / max(root.var(ddof=1), 1e-12) if len(root) > 2 else np.nan
-    return {"episodes": len(root_rate), "single": len(root) / n,
-            "points": float(pts.mean()) if len(pts) else float("nan"),
-            "tilted": float(tilted.mean()) if len(pts) else float("nan"),
-            "foot_tilted": mean_abs(foot[tilted]), "foot_flat": mean_abs(foot[~tilted]),
-            "root": mean_abs(root), "carried": float(carried)}  # fmt: skip
+    return {"episodes": len(root_rate), "single": len(root) / n, "points": mean(pts),
+            "tilted": mean(tilted), "foot_tilted": mean(np.abs(foot[tilted])),
+            "foot_flat": mean(np.abs(foot[~tilted])), "root": mean(np.abs(root)),
+            "carried": float(carried)}  # fmt: skip
 
 
 def main(argv=None) -> None:
